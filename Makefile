@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench up down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the whole system in the foreground (embedded Postgres unless DATABASE_URL is set)
+run: $(STAMP)
+	$(BIN)/python -m shared.dev
+
+## test: every suite, against a real Postgres (embedded unless DATABASE_URL is set)
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## lint: ruff and mypy
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## bench: throughput and latency through the gateway, on a fresh system
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench
+
+## up / down: the docker compose deployment
+up:
+	docker compose up --build -d
+down:
+	docker compose down
+
+clean:
+	rm -rf $(VENV) .data

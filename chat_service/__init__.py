@@ -1,0 +1,1 @@
+"""The chat service: chat rooms, members and persistent messages."""

@@ -1,0 +1,1 @@
+"""The gateway: identity provider and authenticating streaming proxy."""

@@ -1,0 +1,1 @@
+"""The meeting service: meeting rooms, codes, participants, the waiting room."""

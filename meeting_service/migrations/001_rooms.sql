@@ -1,0 +1,4 @@
+CREATE TABLE rooms (
+    id text PRIMARY KEY,
+    code text NOT NULL UNIQUE
+);

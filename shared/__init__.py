@@ -1,0 +1,1 @@
+"""The common library of the gateway, the chat service and the meeting service."""

@@ -1,0 +1,124 @@
+"""The parts every process's app factory starts from."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from shared.auth import (
+    IDENTITY_KEY,
+    Identity,
+    KeySet,
+    TokenVerifier,
+    load_jwks,
+    token_from_request,
+    unauthorized,
+)
+from shared.db import database_ctx, database_ready
+from shared.endpoints import endpoint_of
+from shared.errors import ApiError, error_middleware
+from shared.health import READY_CHECKS_KEY, healthz, readyz
+from shared.metrics import METRICS_KEY, HttpMetrics, metrics_handler, metrics_middleware
+from shared.openapi import add_openapi_routes
+from shared.request_id import add_request_id_header, request_id_middleware
+from shared.settings import CommonSettings, ServiceSettings
+
+VERIFIER_KEY = web.AppKey("verifier", TokenVerifier)
+HTTP_SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
+
+
+def identity_of(request: web.Request) -> Identity:
+    identity = request.get(IDENTITY_KEY)
+    if identity is None:
+        raise unauthorized()
+    return identity
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Every route needs a valid token unless its endpoint says it is public.
+    Routes closed to guests say so (`guests=False`) and refuse them with 401."""
+    spec = endpoint_of(request.match_info.handler)
+    if spec is not None and spec.public:
+        return await handler(request)
+    if request.match_info.http_exception is not None:
+        return await handler(request)  # 404/405 need no token to be told
+    token = token_from_request(request)
+    if token is None:
+        raise unauthorized()
+    identity = await request.app[VERIFIER_KEY].identify(token)
+    if identity.is_guest and (spec is None or not spec.guests):
+        raise unauthorized()
+    request[IDENTITY_KEY] = identity
+    return await handler(request)
+
+
+def base_app(
+    settings: CommonSettings,
+    *,
+    title: str,
+    service: str,
+    schema: str,
+    migrations: Path,
+    verifier: TokenVerifier | None,
+    extra_middlewares: Iterable[web.Middleware] = (),
+) -> web.Application:
+    """Middlewares (request id, metrics, errors, auth), the database, operational routes."""
+    middlewares: list[web.Middleware] = [
+        request_id_middleware,
+        metrics_middleware,
+        error_middleware,
+    ]
+    if verifier is not None:
+        middlewares.append(auth_middleware)
+    middlewares.extend(extra_middlewares)
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    app[METRICS_KEY] = HttpMetrics(service)
+    app[READY_CHECKS_KEY] = {"database": database_ready(schema, migrations)}
+    if verifier is not None:
+        app[VERIFIER_KEY] = verifier
+    app.on_response_prepare.append(add_request_id_header)
+    app.cleanup_ctx.append(database_ctx(settings, schema, migrations))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    add_openapi_routes(app, title)
+    return app
+
+
+async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One pooled client session for the process's outgoing HTTP."""
+    async with aiohttp.ClientSession() as session:
+        app[HTTP_SESSION_KEY] = session
+        yield
+
+
+def service_app(
+    settings: ServiceSettings, *, title: str, service: str, migrations: Path
+) -> web.Application:
+    """A room service: its own schema, and tokens checked against the gateway's keys."""
+    app: web.Application
+    jwks = load_jwks(settings.jwks) if settings.jwks else None
+    keys = KeySet(
+        jwks,
+        url=None if jwks is not None else settings.jwks_url,
+        session=lambda: app[HTTP_SESSION_KEY],
+        refresh_min_interval_s=settings.jwks_refresh_min_interval_s,
+    )
+    verifier = TokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    app = base_app(
+        settings,
+        title=title,
+        service=service,
+        schema=service,
+        migrations=migrations,
+        verifier=verifier,
+    )
+    app.cleanup_ctx.append(http_session_ctx)
+    return app
+
+
+__all__ = ["HTTP_SESSION_KEY", "VERIFIER_KEY", "ApiError", "base_app", "identity_of", "service_app"]

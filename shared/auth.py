@@ -1,0 +1,158 @@
+"""Access tokens: extraction from a request, and verification against the gateway's public keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import aiohttp
+import jwt
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import UNAUTHORIZED, ApiError
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "EdDSA"
+Role = Literal["user", "guest"]
+
+
+class Identity(BaseModel):
+    """Who a verified token speaks for."""
+
+    user_id: str
+    username: str | None
+    display_name: str
+    avatar_url: str | None
+    role: Role
+
+    @property
+    def is_guest(self) -> bool:
+        return self.role == "guest"
+
+
+IDENTITY_KEY = web.RequestKey("identity", Identity)
+
+
+def token_from_request(request: web.Request) -> str | None:
+    """`Authorization: <token>` or `Authorization: Bearer <token>`; on a WebSocket
+    upgrade also `?access_token=`, since browsers cannot set headers there."""
+    header = request.headers.get("Authorization", "").strip()
+    if header:
+        scheme, _, rest = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return rest.strip() or None
+        return header if " " not in header else None
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return request.query.get("access_token") or None
+    return None
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+
+class KeySet:
+    """Public keys by key id: from an inline JWKS, or fetched from a URL and refreshed
+    when a token names a key id not seen yet (the gateway rotated its key)."""
+
+    def __init__(
+        self,
+        jwks: dict[str, Any] | None = None,
+        *,
+        url: str | None = None,
+        session: Callable[[], aiohttp.ClientSession] | None = None,
+        refresh_min_interval_s: float = 10.0,
+    ) -> None:
+        self._keys: dict[str, Any] = {}
+        self._url = url
+        self._session = session
+        self._min_interval = refresh_min_interval_s
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+        if jwks is not None:
+            self._load(jwks)
+
+    def _load(self, jwks: dict[str, Any]) -> None:
+        keys = {}
+        for jwk in jwks.get("keys", []):
+            if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and jwk.get("kid"):
+                keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
+        self._keys = keys
+
+    async def get(self, kid: str) -> Any | None:
+        key = self._keys.get(kid)
+        if key is not None or self._url is None or self._session is None:
+            return key
+        async with self._lock:
+            if kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_interval:
+                await self._fetch()
+        return self._keys.get(kid)
+
+    async def _fetch(self) -> None:
+        assert self._url is not None and self._session is not None
+        self._fetched_at = time.monotonic()
+        try:
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with self._session().get(self._url, timeout=timeout) as response:
+                response.raise_for_status()
+                self._load(await response.json())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("could not fetch the signing keys", extra={"error": repr(exc)})
+
+
+class TokenVerifier:
+    def __init__(self, keys: KeySet, *, issuer: str, audience: str) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a valid token; 401 for anything else. The algorithm is
+        pinned, so `alg: none` and HS256-with-the-public-key tokens fail here."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise unauthorized() from None
+        if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+            raise unauthorized()
+        key = await self.keys.get(header["kid"])
+        if key is None:
+            raise unauthorized()
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.PyJWTError:
+            raise unauthorized() from None
+        return claims
+
+    async def identify(self, token: str) -> Identity:
+        claims = await self.verify(token)
+        try:
+            return Identity(
+                user_id=claims["sub"],
+                username=claims.get("preferred_username"),
+                display_name=claims.get("name") or claims.get("preferred_username") or "",
+                avatar_url=claims.get("picture"),
+                role=claims.get("role", "user"),
+            )
+        except ValidationError:
+            raise unauthorized() from None
+
+
+def load_jwks(text: str) -> dict[str, Any]:
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("a JWKS document is a JSON object")
+    return data

@@ -1,0 +1,62 @@
+"""Reading request bodies and answering with pydantic models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+INVALID_BODY = "request body must be a JSON object"
+
+
+async def read_json_object(request: web.Request, *, invalid: str = INVALID_BODY) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is an empty object.
+
+    Over the size limit aiohttp raises 413, which the error middleware answers.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, invalid) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, invalid)
+    return data
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        details.append({"field": field, "message": error["msg"]})
+    return details
+
+
+def validate(model: type[M], data: Any, *, message: str | None = None) -> M:
+    """Validate into `model`; a 400 that names each failing field otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = field_errors(exc)
+        summary = message or "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        raise ApiError(400, summary, details=details) from None
+
+
+def validate_query(model: type[M], request: web.Request, *, message: str | None = None) -> M:
+    return validate(model, dict(request.query), message=message)
+
+
+def json_model(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(
+        text=model.model_dump_json(by_alias=True),
+        status=status,
+        content_type="application/json",
+    )

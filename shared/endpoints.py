@@ -1,0 +1,51 @@
+"""One decorator per handler: what it takes and answers (for the OpenAPI document),
+and whether it needs a token (for the auth middleware)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+ATTRIBUTE = "__endpoint__"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    public: bool = False
+    guests: bool = True
+    websocket: bool = False
+    tags: tuple[str, ...] = ()
+
+
+def endpoint(
+    summary: str,
+    *,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    responses: dict[int, type[BaseModel] | None] | None = None,
+    public: bool = False,
+    guests: bool = True,
+    websocket: bool = False,
+    tags: tuple[str, ...] = (),
+) -> Callable[[H], H]:
+    spec = Endpoint(summary, body, query, responses or {}, public, guests, websocket, tags)
+
+    def mark(handler: H) -> H:
+        setattr(handler, ATTRIBUTE, spec)
+        return handler
+
+    return mark
+
+
+def endpoint_of(handler: Any) -> Endpoint | None:
+    spec = getattr(handler, ATTRIBUTE, None)
+    return spec if isinstance(spec, Endpoint) else None

@@ -1,0 +1,72 @@
+"""Prometheus metrics: requests by route template and status, and their latency."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+from shared.endpoints import endpoint
+
+
+class HttpMetrics:
+    def __init__(self, service: str) -> None:
+        # A registry per application, so several apps can live in one test process.
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests handled",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to the response's headers",
+            ["service", "method", "route"],
+            registry=self.registry,
+        )
+        self.service = service
+
+
+METRICS_KEY = web.AppKey("metrics", HttpMetrics)
+
+
+def _route_of(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    # The template, never the raw path: ids in paths would explode the label set.
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS_KEY]
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = _route_of(request)
+        metrics.requests.labels(metrics.service, request.method, route, str(status)).inc()
+        metrics.latency.labels(metrics.service, request.method, route).observe(
+            time.perf_counter() - started
+        )
+
+
+@endpoint("Prometheus metrics in the text format", public=True, tags=("operations",))
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS_KEY].registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

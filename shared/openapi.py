@@ -1,0 +1,126 @@
+"""OpenAPI 3.1 built from the same pydantic models that validate requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from shared.endpoints import endpoint, endpoint_of
+
+REF = "#/components/schemas/{model}"
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    details: list[FieldError] | None = None
+
+
+def _schema(model: type[BaseModel], mode: str, components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True, ref_template=REF, mode=mode)  # type: ignore[arg-type]
+    components.update(schema.pop("$defs", {}))
+    components[model.__name__] = schema
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def build_openapi(app: web.Application, title: str, version: str = "1.0.0") -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    error_ref = _schema(ErrorBody, "serialization", components)
+    for route in app.router.routes():
+        spec = endpoint_of(route.handler)
+        if spec is None or route.method == "HEAD" or route.resource is None:
+            continue
+        operation: dict[str, Any] = {"summary": spec.summary, "responses": {}}
+        if spec.tags:
+            operation["tags"] = list(spec.tags)
+        if not spec.public:
+            operation["security"] = [{"bearer": []}]
+        if spec.body is not None:
+            operation["requestBody"] = {
+                "required": False,
+                "content": {
+                    "application/json": {"schema": _schema(spec.body, "validation", components)}
+                },
+            }
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _path_params(route.resource.canonical)
+        ]
+        if spec.query is not None:
+            query_schema = spec.query.model_json_schema(by_alias=True, ref_template=REF)
+            for name, prop in query_schema.get("properties", {}).items():
+                parameters.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in query_schema.get("required", []),
+                        "schema": prop,
+                    }
+                )
+        if parameters:
+            operation["parameters"] = parameters
+        for status, model in sorted(spec.responses.items()):
+            response: dict[str, Any] = {"description": str(status)}
+            if model is not None:
+                ref = _schema(model, "serialization", components)
+                response["content"] = {"application/json": {"schema": ref}}
+            elif status >= 400:
+                response["content"] = {"application/json": {"schema": error_ref}}
+            operation["responses"][str(status)] = response
+        if spec.websocket:
+            operation["description"] = "A WebSocket endpoint: connect with an Upgrade request."
+        paths.setdefault(route.resource.canonical, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5.17.14/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="https://unpkg.com/swagger-ui-dist@5.17.14/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "openapi.json", dom_id: "#ui"}});</script>
+</body></html>
+"""
+
+OPENAPI_KEY = web.AppKey("openapi", dict)
+
+
+def add_openapi_routes(app: web.Application, title: str) -> None:
+    """/openapi.json and /docs; the document is built once the routes are frozen."""
+
+    @endpoint("The OpenAPI document of this process", public=True, tags=("operations",))
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.json_response(request.app[OPENAPI_KEY])
+
+    @endpoint("A page that renders the OpenAPI document", public=True, tags=("operations",))
+    async def docs(request: web.Request) -> web.Response:
+        return web.Response(text=DOCS_PAGE.format(title=title), content_type="text/html")
+
+    async def build(app: web.Application) -> None:
+        app[OPENAPI_KEY].update(build_openapi(app, title))
+
+    app[OPENAPI_KEY] = {}
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/docs", docs)
+    app.on_startup.append(build)

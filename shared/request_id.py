@@ -1,0 +1,34 @@
+"""X-Request-ID: the client's when it is sane, a new one otherwise, on every response."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from aiohttp import web
+
+from shared.logs import request_id_var
+
+HEADER = "X-Request-ID"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+_SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of(request: web.Request) -> str:
+    return request.get(REQUEST_ID_KEY, "")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    given = request.headers.get(HEADER, "")
+    request_id = given if _SANE.match(given) else uuid.uuid4().hex
+    request[REQUEST_ID_KEY] = request_id
+    request_id_var.set(request_id)
+    return await handler(request)
+
+
+async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: covers streamed, WebSocket and error responses alike."""
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id:
+        response.headers[HEADER] = request_id

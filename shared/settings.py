@@ -1,0 +1,42 @@
+"""Settings every process reads from its environment."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class CommonSettings(BaseSettings):
+    """What all three processes share; each process subclasses it."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every interface
+    port: int = 8080
+    log_level: str = "INFO"
+
+    database_url: str = "postgresql://postgres@localhost/postgres"
+    db_pool_min_size: int = Field(default=1, ge=0)
+    db_pool_max_size: int = Field(default=10, ge=1)
+    db_connect_timeout_s: float = Field(default=30.0, gt=0)
+    db_command_timeout_s: float = Field(default=10.0, gt=0)
+
+    max_body_bytes: int = Field(default=MIB, ge=1)
+
+    jwt_issuer: str = "rooms-gateway"
+    jwt_audience: str = "rooms-api"
+
+
+class ServiceSettings(CommonSettings):
+    """A room service: it verifies tokens against the gateway's public keys."""
+
+    # Where the public keys come from: a JWKS document inline (tests, secrets),
+    # or the gateway's /.well-known/jwks.json, fetched and cached by key id.
+    jwks: str | None = None
+    jwks_url: str | None = "http://127.0.0.1:8080/.well-known/jwks.json"
+    jwks_refresh_min_interval_s: float = Field(default=10.0, ge=0)

@@ -1,0 +1,22 @@
+"""Timestamps as the API writes them: ISO 8601, UTC, milliseconds, "Z"."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import PlainSerializer, WithJsonSchema
+
+
+def iso_ms(value: datetime) -> str:
+    utc = value.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(iso_ms, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "example": "2026-03-03T10:30:00.000Z"}
+    ),
+]

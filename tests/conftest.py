@@ -1,0 +1,122 @@
+"""Fixtures every test suite shares: a real Postgres, a fresh database per test,
+and a signing key with which tests mint tokens the way the gateway does."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from gateway.keys import SigningKey, TokenIssuer
+from shared.embedded_pg import EmbeddedPostgres
+from shared.settings import CommonSettings
+
+ISSUER = CommonSettings().jwt_issuer
+AUDIENCE = CommonSettings().jwt_audience
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def embedded_postgres() -> Iterator[EmbeddedPostgres | None]:
+    if os.environ.get("DATABASE_URL"):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="rooms-test-pg-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pg")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(embedded_postgres: EmbeddedPostgres | None) -> str:
+    if embedded_postgres is None:
+        return os.environ["DATABASE_URL"]
+    return embedded_postgres.start()
+
+
+@pytest.fixture
+async def database_url(admin_dsn: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    yield with_database(admin_dsn, name)
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection, for asserting what was stored."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+def jwks_json(signing_key: SigningKey) -> str:
+    return json.dumps(signing_key.jwks())
+
+
+@pytest.fixture(scope="session")
+def issuer(signing_key: SigningKey) -> TokenIssuer:
+    return TokenIssuer(signing_key, issuer=ISSUER, audience=AUDIENCE)
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def make_token(issuer: TokenIssuer) -> TokenFactory:
+    """make_token("alice") -> a valid user token; role="guest" for a guest."""
+
+    def make(
+        username: str = "alice",
+        *,
+        role: Any = "user",
+        user_id: str | None = None,
+        name: str | None = None,
+        picture: str | None = None,
+        ttl_s: int = 900,
+    ) -> str:
+        return issuer.access_token(
+            subject=user_id or f"u_{username}",
+            username=None if role == "guest" else username,
+            name=name or username,
+            picture=picture,
+            role=role,
+            ttl_s=ttl_s,
+        )
+
+    return make
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
