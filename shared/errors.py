@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from shared.request_id import request_id_of
 
@@ -46,7 +47,7 @@ _HTTP_MESSAGES = {
 
 # The database is restarting or out of reach: a fault, not a bug. The pool
 # reconnects by itself, so the next request succeeds once Postgres is back.
-DB_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.CannotConnectNowError,
@@ -56,6 +57,8 @@ DB_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
 )
+
+FAULTS: tuple[type[Exception], ...] = (TimeoutError, *DB_UNAVAILABLE_ERRORS)
 
 
 def error_response(
@@ -75,7 +78,7 @@ def error_response(
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
@@ -88,7 +91,7 @@ async def error_middleware(request: web.Request, handler: web.Handler) -> web.St
         return error_response(exc.status, message, headers=headers)
     except asyncio.CancelledError:
         raise
-    except (TimeoutError, *DB_UNAVAILABLE_ERRORS) as exc:
+    except FAULTS as exc:
         log.warning("database unavailable", extra={"error": repr(exc)})
         return error_response(
             503,

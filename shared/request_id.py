@@ -6,6 +6,7 @@ import re
 import uuid
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from shared.logs import request_id_var
 
@@ -15,11 +16,12 @@ _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def request_id_of(request: web.Request) -> str:
-    return request.get(REQUEST_ID_KEY, "")
+    request_id: str = request.get(REQUEST_ID_KEY, "")
+    return request_id
 
 
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get(HEADER, "")
     request_id = given if _SANE.match(given) else uuid.uuid4().hex
     request[REQUEST_ID_KEY] = request_id
