@@ -4,16 +4,27 @@ from pathlib import Path
 
 from aiohttp import web
 
-from meeting_service.routes import SETTINGS_KEY, routes
+from meeting_service import store
+from meeting_service.room_codes import CodeGenerator, new_room_code
+from meeting_service.routes import CODE_GENERATOR_KEY, SETTINGS_KEY, refusal_middleware, routes
 from meeting_service.settings import MeetingSettings
 from shared.app import service_app
+from shared.realtime import realtime_ctx
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+EVENTS_CHANNEL = "meeting_events"
 
 
-def create_app(settings: MeetingSettings | None = None) -> web.Application:
+def create_app(
+    settings: MeetingSettings | None = None, *, code_generator: CodeGenerator = new_room_code
+) -> web.Application:
+    """`code_generator` draws candidate room codes; tests pass one that collides."""
     settings = settings or MeetingSettings()
     app = service_app(settings, title="Meeting service", service="meeting", migrations=MIGRATIONS)
+    # Innermost, so the shared error middleware answers what it raises.
+    app.middlewares.append(refusal_middleware)
     app[SETTINGS_KEY] = settings
+    app[CODE_GENERATOR_KEY] = code_generator
+    app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=store.expand_event))
     app.add_routes(routes)
     return app

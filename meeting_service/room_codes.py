@@ -1,0 +1,25 @@
+"""Room codes: `abc-def-ghi`, three groups of three lowercase letters."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from collections.abc import Callable
+
+CODE_PATTERN = re.compile(r"^[a-z]{3}-[a-z]{3}-[a-z]{3}$")
+MAX_ATTEMPTS = 10
+
+# A source of candidate codes; the app takes one so tests can force collisions.
+CodeGenerator = Callable[[], str]
+
+
+def new_room_code() -> str:
+    """26**9 (about 5.4e12) codes; `secrets` so codes cannot be predicted from earlier ones."""
+    letters = string.ascii_lowercase
+    return "-".join("".join(secrets.choice(letters) for _ in range(3)) for _ in range(3))
+
+
+def normalise_code(code: str) -> str:
+    """Codes are read aloud and typed: accept any case and surrounding spaces."""
+    return code.strip().lower()
