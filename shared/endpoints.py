@@ -24,6 +24,7 @@ class Endpoint:
     guests: bool = True
     websocket: bool = False
     tags: tuple[str, ...] = ()
+    hidden: bool = False
 
 
 def endpoint(
@@ -36,8 +37,10 @@ def endpoint(
     guests: bool = True,
     websocket: bool = False,
     tags: tuple[str, ...] = (),
+    hidden: bool = False,
 ) -> Callable[[H], H]:
-    spec = Endpoint(summary, body, query, responses or {}, public, guests, websocket, tags)
+    """`hidden` keeps a route out of the OpenAPI document (the gateway's proxy routes)."""
+    spec = Endpoint(summary, body, query, responses or {}, public, guests, websocket, tags, hidden)
 
     def mark(handler: H) -> H:
         setattr(handler, ATTRIBUTE, spec)

@@ -35,7 +35,7 @@ def build_openapi(app: web.Application, title: str, version: str = "1.0.0") -> d
     error_ref = _schema(ErrorBody, "serialization", components)
     for route in app.router.routes():
         spec = endpoint_of(route.handler)
-        if spec is None or route.method == "HEAD" or route.resource is None:
+        if spec is None or spec.hidden or route.method == "HEAD" or route.resource is None:
             continue
         operation: dict[str, Any] = {"summary": spec.summary, "responses": {}}
         if spec.tags:

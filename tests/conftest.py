@@ -120,3 +120,56 @@ def make_token(issuer: TokenIssuer) -> TokenFactory:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class Stack:
+    """The gateway with both services behind it, all on one database."""
+
+    def __init__(self, client: Any, chat: Any, meeting: Any, gateway_settings: Any) -> None:
+        self.client = client
+        self.chat = chat
+        self.meeting = meeting
+        self.gateway_settings = gateway_settings
+
+
+def gateway_settings_for(database_url: str, signing_key: SigningKey, **overrides: Any) -> Any:
+    from gateway.settings import GatewaySettings
+
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "jwt_private_key": signing_key.to_pem().decode(),
+        "bcrypt_rounds": 4,
+        **overrides,
+    }
+    return GatewaySettings(**values)
+
+
+@pytest.fixture
+async def gateway_stack(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    database_url: str,
+    signing_key: SigningKey,
+    jwks_json: str,
+) -> Stack:
+    """`.client` talks to the gateway; tokens from `make_token` are valid through it."""
+    from chat_service.app import create_app as create_chat
+    from chat_service.settings import ChatSettings
+    from gateway.app import create_app as create_gateway
+    from meeting_service.app import create_app as create_meeting
+    from meeting_service.settings import MeetingSettings
+
+    chat = await aiohttp_server(
+        create_chat(ChatSettings(database_url=database_url, jwks=jwks_json, bcrypt_rounds=4))
+    )
+    meeting = await aiohttp_server(
+        create_meeting(MeetingSettings(database_url=database_url, jwks=jwks_json))
+    )
+    settings = gateway_settings_for(
+        database_url,
+        signing_key,
+        chat_url=str(chat.make_url("")),
+        meeting_url=str(meeting.make_url("")),
+    )
+    client = await aiohttp_client(create_gateway(settings))
+    return Stack(client, chat, meeting, settings)

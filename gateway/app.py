@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from gateway.identity import DUMMY_HASH_KEY, ISSUER_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
+from gateway.keys import TokenIssuer, load_signing_key
+from gateway.proxy import BODY_LIMIT_KEY, SESSION_KEY, TIMEOUT_KEY, Upstream, proxy_handler
+from gateway.settings import GatewaySettings
+from shared.app import base_app
+from shared.auth import KeySet, TokenVerifier
+from shared.health import READY_CHECKS_KEY, ReadyCheck
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+__all__ = ["DUMMY_HASH_KEY", "create_app"]
+
+
+def create_app(settings: GatewaySettings | None = None) -> web.Application:
+    settings = settings or GatewaySettings()
+    key = load_signing_key(
+        pem=settings.jwt_private_key,
+        pem_file=settings.jwt_private_key_file,
+        key_dir=settings.jwt_key_dir,
+        development=settings.environment == "development",
+    )
+    issuer = TokenIssuer(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    verifier = TokenVerifier(
+        KeySet(key.jwks()),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    app = base_app(
+        settings,
+        title="Rooms gateway",
+        service="gateway",
+        schema="gateway",
+        migrations=MIGRATIONS,
+        verifier=verifier,
+    )
+    app[SETTINGS_KEY] = settings
+    app[ISSUER_KEY] = issuer
+    app[BODY_LIMIT_KEY] = settings.max_body_bytes
+    app[TIMEOUT_KEY] = aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=settings.upstream_connect_timeout_s,
+        sock_read=settings.upstream_timeout_s,
+    )
+    app.cleanup_ctx.append(dummy_hash_ctx)
+    app.cleanup_ctx.append(_upstream_session_ctx(settings))
+
+    chat = Upstream("chat service", settings.chat_url.rstrip("/"))
+    meeting = Upstream("meeting service", settings.meeting_url.rstrip("/"))
+    for upstream in (chat, meeting):
+        app[READY_CHECKS_KEY][upstream.name] = _upstream_ready(upstream)
+    app.add_routes(routes)
+    # The one meeting route that needs no token: looking a room up by its code.
+    app.router.add_get("/rooms/code/{code}", proxy_handler(meeting, public=True))
+    app.router.add_route("*", "/api/{tail:.*}", proxy_handler(chat))
+    app.router.add_route("*", "/rooms", proxy_handler(meeting))
+    app.router.add_route("*", "/rooms/{tail:.*}", proxy_handler(meeting))
+    return app
+
+
+def _upstream_session_ctx(
+    settings: GatewaySettings,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=settings.upstream_pool_size, keepalive_timeout=30)
+        # No decompression: bodies pass through exactly as the service wrote them.
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+            app[SESSION_KEY] = session
+            yield
+
+    return ctx
+
+
+def _upstream_ready(upstream: Upstream) -> ReadyCheck:
+    async def check(app: web.Application) -> bool:
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with app[SESSION_KEY].get(f"{upstream.url}/healthz", timeout=timeout) as response:
+            return response.status == 200
+
+    return check

@@ -1,0 +1,117 @@
+"""Request and response shapes of the identity endpoints."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.passwords import MAX_PASSWORD_BYTES
+from shared.timefmt import Timestamp
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _password(value: str) -> str:
+    if not 8 <= len(value.encode()) <= MAX_PASSWORD_BYTES:
+        raise ValueError(f"must be 8 to {MAX_PASSWORD_BYTES} bytes")
+    return value
+
+
+def _email(value: str) -> str:
+    if not EMAIL.match(value):
+        raise ValueError("must be an email address")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http or https URL")
+    return value
+
+
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
+Password = Annotated[str, AfterValidator(_password)]
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)
+]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+AvatarUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_http_url)
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+
+class RegisterIn(Strict):
+    username: Username
+    password: Password
+    email: Email | None = None
+    display_name: DisplayName | None = Field(default=None, alias="displayName")
+    avatar_url: AvatarUrl | None = Field(default=None, alias="avatarUrl")
+
+
+class LoginIn(Strict):
+    username: str | None = Field(default=None, max_length=254)
+    email: str | None = Field(default=None, max_length=254)
+    password: str = Field(max_length=1024)
+
+
+class RefreshIn(Strict):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class ProfileIn(Strict):
+    display_name: DisplayName | None = Field(default=None, alias="displayName")
+    avatar_url: AvatarUrl | None = Field(default=None, alias="avatarUrl")
+
+
+class GuestIn(Strict):
+    display_name: DisplayName = Field(alias="displayName")
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    username: str
+    email: str | None
+    display_name: str = Field(serialization_alias="displayName")
+    avatar_url: str | None = Field(serialization_alias="avatarUrl")
+    created_at: Timestamp = Field(serialization_alias="createdAt")
+
+
+class GuestTokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme's name, not a secret
+    expires_in: int
+
+
+class SessionOut(GuestTokenOut):
+    user: UserOut
+    refresh_token: str
+
+
+class Jwks(BaseModel):
+    keys: list[dict[str, str]]
+
+
+class User(BaseModel):
+    """A stored user, password hash included: never serialised to a client."""
+
+    id: str
+    username: str
+    email: str | None
+    password_hash: str
+    display_name: str
+    avatar_url: str | None
+    created_at: datetime
+
+    def public(self) -> UserOut:
+        return UserOut.model_validate(self.model_dump(exclude={"password_hash"}))

@@ -1,0 +1,79 @@
+"""Refresh tokens: opaque random strings, stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from enum import Enum
+
+from shared.db import Conn
+from shared.ids import new_id
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def issue_refresh_token(
+    conn: Conn, user_id: str, ttl_s: int, family_id: str | None = None
+) -> str:
+    token = secrets.token_urlsafe(32)
+    await conn.execute(
+        "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)"
+        " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        new_id(),
+        family_id or new_id(),
+        user_id,
+        _hash(token),
+        float(ttl_s),
+    )
+    return token
+
+
+class Rotation(Enum):
+    UNKNOWN = "unknown"
+    REUSED = "reused"
+
+
+async def rotate(conn: Conn, token: str, ttl_s: int) -> tuple[str, str] | Rotation:
+    """Spend `token` for a new one in the same family: (user id, new token).
+
+    Presenting a token already spent or revoked revokes its whole family: one
+    of the two holders is not the user. Call inside a transaction, and commit
+    even when the answer is REUSED, so that the revocation sticks.
+    """
+    row = await conn.fetchrow(
+        "SELECT id, family_id, user_id, used_at, revoked_at, expires_at <= now() AS expired"
+        " FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        _hash(token),
+    )
+    if row is None:
+        return Rotation.UNKNOWN
+    if row["used_at"] is not None or row["revoked_at"] is not None:
+        await revoke_family(conn, row["family_id"])
+        return Rotation.REUSED
+    if row["expired"]:
+        return Rotation.UNKNOWN
+    await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE id = $1", row["id"])
+    new_token = await issue_refresh_token(conn, row["user_id"], ttl_s, row["family_id"])
+    return row["user_id"], new_token
+
+
+async def revoke_family(conn: Conn, family_id: str) -> None:
+    await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+        family_id,
+    )
+
+
+async def revoke(conn: Conn, token: str) -> bool:
+    """Log out: revoke the session `token` belongs to, if it is live."""
+    family_id = await conn.fetchval(
+        "SELECT family_id FROM refresh_tokens"
+        " WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
+        _hash(token),
+    )
+    if family_id is None:
+        return False
+    await revoke_family(conn, family_id)
+    return True

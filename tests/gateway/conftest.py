@@ -1,0 +1,96 @@
+"""The gateway in front of an echo upstream that shows what it received."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway.app import create_app
+from tests.conftest import gateway_settings_for
+
+
+class Echo:
+    """Stands in for a service: records each request, and can stall or stream."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.release = asyncio.Event()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/api/ws", self.websocket)
+        app.router.add_get("/api/stall", self.stall)
+        app.router.add_get("/api/big", self.big)
+        app.router.add_get("/api/gzip", self.gzip)
+        app.router.add_route("*", "/{tail:.*}", self.echo)
+        return app
+
+    async def echo(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        seen = {
+            "method": request.method,
+            "path_qs": request.path_qs,
+            "headers": dict(request.headers),
+            "length": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }
+        self.requests.append(seen)
+        response = web.json_response(seen, status=int(request.query.get("status", "200")))
+        response.headers["Connection"] = "X-Upstream-Hop"
+        response.headers["X-Upstream-Hop"] = "private"
+        response.headers["X-Upstream-End"] = "public"
+        return response
+
+    async def stall(self, request: web.Request) -> web.Response:
+        await self.release.wait()
+        return web.json_response({})
+
+    async def big(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for i in range(48):
+            await response.write(bytes([i % 256]) * 65536)
+        await response.write_eof()
+        return response
+
+    async def gzip(self, request: web.Request) -> web.Response:
+        import gzip
+
+        return web.Response(
+            body=gzip.compress(b"hello " * 1000), headers={"Content-Encoding": "gzip"}
+        )
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str("echo:" + message.data)
+        return ws
+
+
+@pytest.fixture
+async def echo(aiohttp_server: Any) -> Any:
+    echo = Echo()
+    echo.server = await aiohttp_server(echo.app())
+    yield echo
+    echo.release.set()
+
+
+@pytest.fixture
+def gateway_factory(aiohttp_client: Any, database_url: str, signing_key: Any) -> Any:
+    async def make(upstream_url: str, **overrides: Any) -> Any:
+        settings = gateway_settings_for(
+            database_url, signing_key, chat_url=upstream_url, meeting_url=upstream_url, **overrides
+        )
+        return await aiohttp_client(create_app(settings))
+
+    return make
+
+
+@pytest.fixture
+async def gateway(gateway_factory: Any, echo: Echo) -> Any:
+    return await gateway_factory(str(echo.server.make_url("")))
