@@ -1,15 +1,241 @@
+"""The chat API over HTTP: parse, call the store, answer. Rooms are known to users by
+name and id, users to rooms by username."""
+
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from chat_service import store
+from chat_service.models import (
+    CreateRoomRequest,
+    Done,
+    JoinRoomRequest,
+    Members,
+    MessagePage,
+    MessageSent,
+    MessagesQuery,
+    PublicRooms,
+    RoomCreated,
+    RoomIdRequest,
+    RoomJoined,
+    SendMessageRequest,
+    UserRooms,
+    UserRoomsQuery,
+)
+from chat_service.parsing import (
+    body_of,
+    create_room_body,
+    query_of,
+    room_id_of,
+    user_rooms_cursor,
+    user_rooms_position,
+    username_of,
+)
 from chat_service.settings import ChatSettings
+from shared.bodies import json_model
+from shared.db import POOL_KEY
 from shared.endpoints import endpoint
+from shared.errors import ApiError
+from shared.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
 
 SETTINGS_KEY = web.AppKey("settings", ChatSettings)
 routes = web.RouteTableDef()
 
+TAGS = ("chat",)
+ROOM_NOT_FOUND = "room not found"
+NOT_IN_ROOM = "you are not in this room"
+
+STORE_ERRORS: dict[type[store.StoreError], tuple[int, str]] = {
+    store.RoomNotFound: (404, ROOM_NOT_FOUND),
+    store.RoomNameTaken: (400, "room already exists"),
+    store.NotAMember: (403, NOT_IN_ROOM),
+    store.NotTheCreator: (403, "only the room creator can delete it"),
+}
+
+
+def quota_message(limit: int) -> str:
+    return (
+        f"maximum number of public rooms reached ({limit}). Please create a private room"
+        " to continue the conversation with the people you would like to"
+    )
+
+
+@web.middleware
+async def store_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What the store refuses, in the API's words."""
+    try:
+        return await handler(request)
+    except store.PublicRoomQuotaReached:
+        raise ApiError(400, quota_message(request.app[SETTINGS_KEY].max_public_rooms)) from None
+    except store.StoreError as exc:
+        status, message = STORE_ERRORS[type(exc)]
+        raise ApiError(status, message) from None
+
+
+@routes.post("/api/create_room")
+@endpoint(
+    "Create a chat room; the creator becomes its first member",
+    body=CreateRoomRequest,
+    responses={201: RoomCreated, 400: None, 401: None},
+    guests=False,
+    tags=TAGS,
+)
+async def create_room(request: web.Request) -> web.Response:
+    body = await create_room_body(request)
+    settings = request.app[SETTINGS_KEY]
+    password_hash = None
+    if body.is_private == 1:
+        assert body.password is not None  # the model requires it for private rooms
+        password_hash = await hash_password(body.password, settings.bcrypt_rounds)
+    room_id = await store.create_room(
+        request.app[POOL_KEY],
+        name=body.room_name,
+        creator=username_of(request),
+        password_hash=password_hash,
+        max_public_rooms=settings.max_public_rooms,
+    )
+    return json_model(RoomCreated(message=f'room "{body.room_name}" created', room_id=room_id), 201)
+
 
 @routes.get("/api/rooms")
-@endpoint("Public rooms", guests=False, tags=("chat",))
+@endpoint(
+    "The public rooms, with their member counts and whether the caller is in each",
+    responses={200: PublicRooms, 401: None},
+    guests=False,
+    tags=TAGS,
+)
 async def list_rooms(request: web.Request) -> web.Response:
-    return web.json_response({"rooms": []})
+    rooms = await store.public_rooms(request.app[POOL_KEY], username_of(request))
+    return json_model(PublicRooms(rooms=rooms))
+
+
+@routes.get("/api/user_rooms")
+@endpoint(
+    "The rooms the caller is in, newest joined first",
+    query=UserRoomsQuery,
+    responses={200: UserRooms, 400: None, 401: None},
+    guests=False,
+    tags=TAGS,
+)
+async def list_user_rooms(request: web.Request) -> web.Response:
+    query = query_of(request, UserRoomsQuery)
+    rooms, more = await store.user_rooms(
+        request.app[POOL_KEY],
+        username_of(request),
+        limit=query.limit,
+        after=user_rooms_position(query.cursor),
+    )
+    return json_model(UserRooms(rooms=rooms, next_cursor=user_rooms_cursor(more)))
+
+
+@routes.post("/api/join_room")
+@endpoint(
+    "Join a room by name; private rooms need their password. Joining twice is harmless",
+    body=JoinRoomRequest,
+    responses={200: RoomJoined, 400: None, 401: None, 403: None, 404: None},
+    guests=False,
+    tags=TAGS,
+)
+async def join_room(request: web.Request) -> web.Response:
+    body = await body_of(request, JoinRoomRequest)
+    username = username_of(request)
+    pool = request.app[POOL_KEY]
+    room = await store.room_for_join(pool, body.name, username)
+    if room is None:
+        raise ApiError(404, ROOM_NOT_FOUND)
+    if room.is_private and not room.is_member:
+        if not body.password:
+            raise ApiError(403, "password required")
+        assert room.password_hash is not None
+        # bcrypt refuses over 72 bytes, and no room was created with such a password.
+        if len(body.password.encode()) > MAX_PASSWORD_BYTES or not await verify_password(
+            body.password, room.password_hash
+        ):
+            raise ApiError(403, "wrong password")
+    await store.add_member(pool, room.room_id, username)
+    return json_model(
+        RoomJoined(
+            message=f'{username} joined room "{room.name}"',
+            room_id=room.room_id,
+            room_name=room.name,
+        )
+    )
+
+
+@routes.post("/api/leave_room")
+@endpoint(
+    "Leave a room; the room stays, even when its creator leaves",
+    body=RoomIdRequest,
+    responses={200: Done, 400: None, 401: None, 403: None, 404: None},
+    guests=False,
+    tags=TAGS,
+)
+async def leave_room(request: web.Request) -> web.Response:
+    body = await body_of(request, RoomIdRequest)
+    name = await store.leave_room(request.app[POOL_KEY], body.room_id, username_of(request))
+    return json_model(Done(message=f'left room "{name}"'))
+
+
+@routes.post("/api/delete_room")
+@endpoint(
+    "Delete a room with its members and messages (its creator only); frees a public slot",
+    body=RoomIdRequest,
+    responses={200: Done, 400: None, 401: None, 403: None, 404: None},
+    guests=False,
+    tags=TAGS,
+)
+async def delete_room(request: web.Request) -> web.Response:
+    body = await body_of(request, RoomIdRequest)
+    name = await store.delete_room(request.app[POOL_KEY], body.room_id, username_of(request))
+    return json_model(Done(message=f'room "{name}" deleted'))
+
+
+@routes.get("/api/room_members/{room_id}")
+@endpoint(
+    "A room's members, earliest joined first; a private room's only for its members",
+    responses={200: Members, 400: None, 401: None, 403: None, 404: None},
+    guests=False,
+    tags=TAGS,
+)
+async def room_members(request: web.Request) -> web.Response:
+    members = await store.room_members(
+        request.app[POOL_KEY], room_id_of(request), username_of(request)
+    )
+    return json_model(Members(members=members))
+
+
+@routes.post("/api/send_room_message")
+@endpoint(
+    "Send a message to a room the caller is in",
+    body=SendMessageRequest,
+    responses={201: MessageSent, 400: None, 401: None, 403: None, 404: None},
+    guests=False,
+    tags=TAGS,
+)
+async def send_room_message(request: web.Request) -> web.Response:
+    body = await body_of(request, SendMessageRequest)
+    sent = await store.send_message(
+        request.app[POOL_KEY], body.room_id, username_of(request), body.message
+    )
+    return json_model(sent, 201)
+
+
+@routes.get("/api/get_room_messages")
+@endpoint(
+    "A page of a room's messages, newest first; page on with next_before",
+    query=MessagesQuery,
+    responses={200: MessagePage, 400: None, 401: None, 403: None, 404: None},
+    guests=False,
+    tags=TAGS,
+)
+async def get_room_messages(request: web.Request) -> web.Response:
+    query = query_of(request, MessagesQuery)
+    messages, next_before = await store.messages_page(
+        request.app[POOL_KEY],
+        query.room_id,
+        username_of(request),
+        limit=query.limit,
+        before=query.before,
+    )
+    return json_model(MessagePage(messages=messages, next_before=next_before))

@@ -1,0 +1,216 @@
+"""Request and response shapes of the chat API: they validate, serialise and document."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
+
+from shared.passwords import MAX_PASSWORD_BYTES
+from shared.timefmt import Timestamp
+
+MAX_ROOM_NAME = 100
+MAX_MESSAGE = 4000
+MAX_BIGINT = 2**63 - 1
+
+
+def storable(value: str) -> str:
+    """Postgres text holds neither NUL nor lone surrogates; refuse them here, as a 400,
+    rather than let the driver fail on them as a 500."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode") from None
+    return value
+
+
+def within_password_limit(value: str) -> str:
+    if len(value.encode()) > MAX_PASSWORD_BYTES:
+        raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes")
+    return value
+
+
+def has_visible_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def trimmed_room_name(value: str) -> str:
+    value = value.strip()
+    if not 1 <= len(value) <= MAX_ROOM_NAME:
+        raise ValueError(f"must be 1-{MAX_ROOM_NAME} characters once trimmed")
+    return value
+
+
+RoomName = Annotated[
+    StrictStr,
+    AfterValidator(storable),
+    AfterValidator(trimmed_room_name),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_ROOM_NAME}),
+]
+Password = Annotated[
+    StrictStr,
+    AfterValidator(storable),
+    AfterValidator(within_password_limit),
+    Field(min_length=1),
+]
+RoomId = Annotated[StrictInt, Field(ge=1, le=MAX_BIGINT)]
+MessageText = Annotated[
+    StrictStr,
+    AfterValidator(storable),
+    AfterValidator(has_visible_text),
+    Field(min_length=1, max_length=MAX_MESSAGE),
+]
+PageLimit = Annotated[int, Field(ge=1, le=100)]
+
+
+class Body(BaseModel):
+    """Request bodies: unknown fields are ignored, as the create_room document's clients expect."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# ----- requests -----
+
+
+class CreateRoomRequest(Body):
+    room_name: RoomName = Field(description="Unique across all rooms, trimmed, 1-100 characters")
+    is_private: Annotated[StrictInt, Field(ge=0, le=1)] = Field(
+        default=0, description="1 for a private room, 0 for public"
+    )
+    password: Password | None = Field(
+        default=None,
+        description="Required for a private room (1-72 bytes); ignored for public rooms",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def ignore_public_password(cls, data: Any) -> Any:
+        # The document says the password is ignored for public rooms, whatever it holds.
+        if isinstance(data, dict):
+            is_private = data.get("is_private", 0)
+            if type(is_private) is int and is_private == 0:
+                return {key: value for key, value in data.items() if key != "password"}
+        return data
+
+    @model_validator(mode="after")
+    def private_needs_password(self) -> CreateRoomRequest:
+        if self.is_private == 1 and self.password is None:
+            raise ValueError("a private room needs a password")
+        return self
+
+
+class JoinRoomRequest(Body):
+    name: RoomName = Field(description="The room's name (trimmed, case-insensitive)")
+    password: StrictStr | None = Field(default=None, description="Required for private rooms")
+
+
+class RoomIdRequest(Body):
+    room_id: RoomId
+
+
+class SendMessageRequest(Body):
+    room_id: RoomId
+    message: MessageText = Field(description="1-4000 characters, not blank")
+
+
+class UserRoomsQuery(Body):
+    limit: PageLimit = 50
+    cursor: str | None = Field(default=None, description="next_cursor of the previous page")
+
+
+class MessagesQuery(Body):
+    room_id: Annotated[int, Field(ge=1, le=MAX_BIGINT)]
+    limit: PageLimit = 50
+    before: Annotated[int, Field(ge=1, le=MAX_BIGINT)] | None = Field(
+        default=None, description="Only messages older than this message id"
+    )
+
+
+class RoomPath(Body):
+    room_id: Annotated[int, Field(ge=1, le=MAX_BIGINT)]
+
+
+# ----- responses -----
+
+
+class RoomCreated(BaseModel):
+    message: str
+    room_id: int
+
+
+class PublicRoom(BaseModel):
+    room_id: int
+    name: str
+    is_private: bool
+    member_count: int
+    joined: bool
+    created_at: Timestamp
+
+
+class PublicRooms(BaseModel):
+    rooms: list[PublicRoom]
+
+
+class UserRoom(BaseModel):
+    room_id: int
+    name: str
+    is_private: bool
+    is_creator: bool
+    joined_at: Timestamp
+
+
+class UserRooms(BaseModel):
+    rooms: list[UserRoom]
+    next_cursor: str | None
+
+
+class RoomJoined(BaseModel):
+    message: str
+    room_id: int
+    room_name: str
+
+
+class Done(BaseModel):
+    message: str
+
+
+class Member(BaseModel):
+    username: str
+    is_creator: bool
+    joined_at: Timestamp
+
+
+class Members(BaseModel):
+    members: list[Member]
+
+
+class MessageSent(BaseModel):
+    message: str
+    message_id: int
+    created_at: Timestamp
+
+
+class ChatMessage(BaseModel):
+    message_id: int
+    room_id: int
+    username: str
+    message: str
+    created_at: Timestamp
+
+
+class MessagePage(BaseModel):
+    messages: list[ChatMessage]
+    next_before: int | None

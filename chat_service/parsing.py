@@ -1,0 +1,78 @@
+"""Requests into models, with the chat API's one 400 message (the create_room document's)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from chat_service.models import CreateRoomRequest, RoomPath
+from shared.app import identity_of
+from shared.auth import unauthorized
+from shared.bodies import read_json_object
+from shared.cursors import decode_cursor, encode_cursor
+from shared.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+INVALID_FIELDS = "invalid fields received"
+ROOM_NAME_NOT_STRING = "room_name must be a string"
+
+
+def checked(model: type[M], data: Any) -> M:
+    """The document's 400 is the bare `{"error": "invalid fields received"}`; the chat
+    API keeps that exact body for every invalid field rather than adding details."""
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        raise ApiError(400, INVALID_FIELDS) from None
+
+
+async def body_of(request: web.Request, model: type[M]) -> M:
+    return checked(model, await read_json_object(request, invalid=INVALID_FIELDS))
+
+
+def query_of(request: web.Request, model: type[M]) -> M:
+    return checked(model, dict(request.query))
+
+
+def room_id_of(request: web.Request) -> int:
+    return checked(RoomPath, dict(request.match_info)).room_id
+
+
+async def create_room_body(request: web.Request) -> CreateRoomRequest:
+    data = await read_json_object(request, invalid=INVALID_FIELDS)
+    name: Any = data.get("room_name")
+    # The document's own message for a room_name of the wrong type; a null one is missing.
+    if name is not None and not isinstance(name, str):
+        raise ApiError(400, ROOM_NAME_NOT_STRING)
+    return checked(CreateRoomRequest, data)
+
+
+def username_of(request: web.Request) -> str:
+    username = identity_of(request).username
+    if not username:
+        raise unauthorized()  # chat rooms know users by username; a token without one is no use
+    return username
+
+
+def user_rooms_cursor(position: tuple[datetime, int] | None) -> str | None:
+    if position is None:
+        return None
+    joined_at, room_id = position
+    return encode_cursor(joined_at.isoformat(), room_id)
+
+
+def user_rooms_position(cursor: str | None) -> tuple[datetime, int] | None:
+    if cursor is None:
+        return None
+    joined_at, room_id = decode_cursor(cursor, 2, message=INVALID_FIELDS)
+    try:
+        when = datetime.fromisoformat(joined_at)
+    except (TypeError, ValueError):
+        raise ApiError(400, INVALID_FIELDS) from None
+    if when.tzinfo is None or type(room_id) is not int or not 0 < room_id < 2**63:
+        raise ApiError(400, INVALID_FIELDS)
+    return when, room_id

@@ -1,0 +1,271 @@
+"""All of the chat service's SQL: one function per operation, transactions where
+the invariants live (the public-room quota, unique names, membership)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from chat_service.models import ChatMessage, Member, MessageSent, PublicRoom, UserRoom
+from shared.db import Conn
+
+# Every public-room creation takes this transaction-scoped lock before counting,
+# so the count and the insert are one step for concurrent creators.
+PUBLIC_ROOMS_LOCK = int.from_bytes(
+    hashlib.sha256(b"chat:public-room-quota").digest()[:8], "big", signed=True
+)
+NO_UPPER_BOUND = 2**63 - 1
+
+Publish = Callable[[Conn, ChatMessage], Awaitable[None]]
+
+
+class StoreError(Exception):
+    """A request the data refuses; the routes say how it reads over HTTP."""
+
+
+class RoomNotFound(StoreError):
+    pass
+
+
+class RoomNameTaken(StoreError):
+    pass
+
+
+class PublicRoomQuotaReached(StoreError):
+    pass
+
+
+class NotAMember(StoreError):
+    pass
+
+
+class NotTheCreator(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class RoomForJoin:
+    room_id: int
+    name: str
+    is_private: bool
+    password_hash: str | None
+    is_member: bool
+
+
+async def create_room(
+    pool: asyncpg.Pool,
+    *,
+    name: str,
+    creator: str,
+    password_hash: str | None,
+    max_public_rooms: int,
+) -> int:
+    """A new room with its creator as first member; private when it has a password hash."""
+    async with pool.acquire() as conn, conn.transaction():
+        if password_hash is None:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", PUBLIC_ROOMS_LOCK)
+            # A taken name is the more useful answer than a full quota, so it goes first;
+            # the unique index below still decides races with private creations.
+            if await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM rooms WHERE lower(btrim(name)) = lower(btrim($1)))",
+                name,
+            ):
+                raise RoomNameTaken
+            public = await conn.fetchval("SELECT count(*) FROM rooms WHERE NOT is_private")
+            if public >= max_public_rooms:
+                raise PublicRoomQuotaReached
+        try:
+            room_id: int = await conn.fetchval(
+                "INSERT INTO rooms (name, is_private, password_hash, creator)"
+                " VALUES ($1, $2, $3, $4) RETURNING id",
+                name,
+                password_hash is not None,
+                password_hash,
+                creator,
+            )
+        except asyncpg.UniqueViolationError:
+            raise RoomNameTaken from None
+        await conn.execute(
+            "INSERT INTO room_members (room_id, username) VALUES ($1, $2)", room_id, creator
+        )
+        return room_id
+
+
+async def public_rooms(pool: asyncpg.Pool, username: str) -> list[PublicRoom]:
+    rows = await pool.fetch(
+        "SELECT r.id AS room_id, r.name, r.is_private, r.created_at,"
+        " (SELECT count(*) FROM room_members m WHERE m.room_id = r.id) AS member_count,"
+        " EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.username = $1)"
+        " AS joined"
+        " FROM rooms r WHERE NOT r.is_private ORDER BY r.id",
+        username,
+    )
+    return [PublicRoom.model_validate(dict(row)) for row in rows]
+
+
+async def user_rooms(
+    pool: asyncpg.Pool, username: str, *, limit: int, after: tuple[datetime, int] | None
+) -> tuple[list[UserRoom], tuple[datetime, int] | None]:
+    """One page of the rooms `username` is in, newest joined first, and the
+    position after its last row when there is more."""
+    joined_at, room_id = after if after is not None else (None, None)
+    rows = await pool.fetch(
+        "SELECT r.id AS room_id, r.name, r.is_private, r.creator = $1 AS is_creator, m.joined_at"
+        " FROM room_members m JOIN rooms r ON r.id = m.room_id"
+        " WHERE m.username = $1"
+        " AND ($2::timestamptz IS NULL OR (m.joined_at, m.room_id) < ($2, $3::bigint))"
+        " ORDER BY m.joined_at DESC, m.room_id DESC LIMIT $4",
+        username,
+        joined_at,
+        room_id,
+        limit + 1,
+    )
+    rooms = [UserRoom.model_validate(dict(row)) for row in rows[:limit]]
+    more = len(rows) > limit
+    return rooms, ((rooms[-1].joined_at, rooms[-1].room_id) if more else None)
+
+
+async def room_for_join(pool: asyncpg.Pool, name: str, username: str) -> RoomForJoin | None:
+    row = await pool.fetchrow(
+        "SELECT r.id AS room_id, r.name, r.is_private, r.password_hash,"
+        " EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.username = $2)"
+        " AS is_member"
+        " FROM rooms r WHERE lower(btrim(r.name)) = lower(btrim($1))",
+        name,
+        username,
+    )
+    return RoomForJoin(**dict(row)) if row is not None else None
+
+
+async def add_member(pool: asyncpg.Pool, room_id: int, username: str) -> None:
+    """Idempotent: a member who joins again keeps their first joined_at."""
+    try:
+        await pool.execute(
+            "INSERT INTO room_members (room_id, username) VALUES ($1, $2)"
+            " ON CONFLICT (room_id, username) DO NOTHING",
+            room_id,
+            username,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise RoomNotFound from None  # deleted since it was looked up
+
+
+async def leave_room(pool: asyncpg.Pool, room_id: int, username: str) -> str:
+    """The room's name, once `username` is no longer in it."""
+    row = await pool.fetchrow(
+        "WITH gone AS ("
+        " DELETE FROM room_members WHERE room_id = $1 AND username = $2 RETURNING 1)"
+        " SELECT r.name, EXISTS (SELECT 1 FROM gone) AS left_now FROM rooms r WHERE r.id = $1",
+        room_id,
+        username,
+    )
+    if row is None:
+        raise RoomNotFound
+    if not row["left_now"]:
+        raise NotAMember
+    name: str = row["name"]
+    return name
+
+
+async def delete_room(pool: asyncpg.Pool, room_id: int, username: str) -> str:
+    """Removes the room, its members and its messages; only its creator may."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT name, creator FROM rooms WHERE id = $1 FOR UPDATE", room_id
+        )
+        if row is None:
+            raise RoomNotFound
+        if row["creator"] != username:
+            raise NotTheCreator
+        await conn.execute("DELETE FROM rooms WHERE id = $1", room_id)
+        name: str = row["name"]
+        return name
+
+
+async def _membership(conn: Conn | asyncpg.Pool, room_id: int, username: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT r.is_private,"
+        " EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.username = $2)"
+        " AS is_member"
+        " FROM rooms r WHERE r.id = $1",
+        room_id,
+        username,
+    )
+    if row is None:
+        raise RoomNotFound
+    return row
+
+
+async def room_members(pool: asyncpg.Pool, room_id: int, username: str) -> list[Member]:
+    """Everyone may see a public room's members; a private room's only its members."""
+    room = await _membership(pool, room_id, username)
+    if room["is_private"] and not room["is_member"]:
+        raise NotAMember
+    rows = await pool.fetch(
+        "SELECT m.username, m.username = r.creator AS is_creator, m.joined_at"
+        " FROM room_members m JOIN rooms r ON r.id = m.room_id"
+        " WHERE m.room_id = $1 ORDER BY m.joined_at, m.username",
+        room_id,
+    )
+    return [Member.model_validate(dict(row)) for row in rows]
+
+
+async def require_member(pool: asyncpg.Pool, room_id: int, username: str) -> None:
+    room = await _membership(pool, room_id, username)
+    if not room["is_member"]:
+        raise NotAMember
+
+
+async def send_message(
+    pool: asyncpg.Pool, room_id: int, username: str, text: str, publish: Publish | None = None
+) -> MessageSent:
+    """Stores a member's message; `publish` runs in the same transaction, so listeners
+    hear of the message exactly when it is committed."""
+    async with pool.acquire() as conn, conn.transaction():
+        room = await _membership(conn, room_id, username)
+        if not room["is_member"]:
+            raise NotAMember
+        try:
+            row = await conn.fetchrow(
+                "INSERT INTO room_messages (room_id, username, body) VALUES ($1, $2, $3)"
+                " RETURNING id AS message_id, room_id, username, body AS message, created_at",
+                room_id,
+                username,
+                text,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise RoomNotFound from None  # deleted while we were writing
+        assert row is not None
+        message = ChatMessage.model_validate(dict(row))
+        if publish is not None:
+            await publish(conn, message)
+    return MessageSent(message="sent", message_id=message.message_id, created_at=message.created_at)
+
+
+async def messages_page(
+    pool: asyncpg.Pool, room_id: int, username: str, *, limit: int, before: int | None
+) -> tuple[list[ChatMessage], int | None]:
+    """A member's page of a room's history, newest first, and the id to page on from."""
+    await require_member(pool, room_id, username)
+    rows = await pool.fetch(
+        "SELECT id AS message_id, room_id, username, body AS message, created_at"
+        " FROM room_messages WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        room_id,
+        before if before is not None else NO_UPPER_BOUND,
+        limit + 1,
+    )
+    messages = [ChatMessage.model_validate(dict(row)) for row in rows[:limit]]
+    return messages, (messages[-1].message_id if len(rows) > limit else None)
+
+
+async def message_by_id(pool: asyncpg.Pool, message_id: int) -> ChatMessage | None:
+    row = await pool.fetchrow(
+        "SELECT id AS message_id, room_id, username, body AS message, created_at"
+        " FROM room_messages WHERE id = $1",
+        message_id,
+    )
+    return ChatMessage.model_validate(dict(row)) if row is not None else None
