@@ -1,0 +1,213 @@
+"""POST /rooms, to the letter of the create document."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from tests.conftest import bearer
+from tests.meeting_service.conftest import CODE, ID, TIMESTAMP, create_room
+
+ROOM_KEYS = {
+    "id",
+    "code",
+    "name",
+    "hostId",
+    "isActive",
+    "isLocked",
+    "startedAt",
+    "createdAt",
+    "updatedAt",
+    "host",
+    "settings",
+}
+
+
+async def test_defaults(api, make_token, db):
+    token = make_token("alice", user_id="cuseralice", name="Alice Smith")
+    room = await create_room(api, token)
+    assert set(room) == ROOM_KEYS
+    assert ID.match(room["id"])
+    assert CODE.match(room["code"])
+    assert room["name"] == "Meeting Room"
+    assert room["hostId"] == "cuseralice"
+    assert room["isActive"] is True
+    assert room["isLocked"] is False
+    for key in ("startedAt", "createdAt", "updatedAt"):
+        assert TIMESTAMP.match(room[key]), room[key]
+    assert room["startedAt"] == room["createdAt"] == room["updatedAt"]
+    assert room["host"] == {"id": "cuseralice", "displayName": "Alice Smith", "avatarUrl": None}
+    settings = room["settings"]
+    assert ID.match(settings["id"])
+    assert settings == {
+        "id": settings["id"],
+        "roomId": room["id"],
+        "allowChat": True,
+        "allowScreenShare": True,
+        "allowGuestAccess": True,
+        "waitingRoom": False,
+        "muteParticipantsOnJoin": False,
+        "maxParticipants": 50,
+    }
+    assert settings["id"] != room["id"]
+    stored = await db.fetchrow("SELECT code, host_id FROM meeting.rooms WHERE id = $1", room["id"])
+    assert dict(stored) == {"code": room["code"], "host_id": "cuseralice"}
+
+
+async def test_the_document_example(api, make_token):
+    token = make_token("john", name="John Doe", picture="https://example.com/avatar.jpg")
+    room = await create_room(api, token, name="Team Standup", waitingRoom=True, maxParticipants=10)
+    assert room["name"] == "Team Standup"
+    assert room["host"] == {
+        "id": "u_john",
+        "displayName": "John Doe",
+        "avatarUrl": "https://example.com/avatar.jpg",
+    }
+    assert room["settings"]["waitingRoom"] is True
+    assert room["settings"]["maxParticipants"] == 10
+    assert room["settings"]["allowChat"] is True
+
+
+async def test_empty_body_means_defaults_and_bare_token_works(api, make_token):
+    response = await api.post("/rooms", headers={"Authorization": make_token("alice")})
+    assert response.status == 201
+    assert (await response.json())["name"] == "Meeting Room"
+
+
+async def test_name_is_trimmed_and_bounds_are_inclusive(api, make_token):
+    token = make_token()
+    assert (await create_room(api, token, name="  Standup  "))["name"] == "Standup"
+    assert (await create_room(api, token, name="x" * 100))["name"] == "x" * 100
+    room = await create_room(api, token, name="y", maxParticipants=2)
+    assert room["settings"]["maxParticipants"] == 2
+    room = await create_room(api, token, maxParticipants=100)
+    assert room["settings"]["maxParticipants"] == 100
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"name": ""}, "name", "String should have at least 1 character"),
+        ({"name": "   "}, "name", "Value error, must not be blank"),
+        ({"name": "x" * 101}, "name", "Value error, must be at most 100 characters"),
+        ({"name": 5}, "name", "Input should be a valid string"),
+        ({"name": None}, "name", "Input should be a valid string"),
+        ({"waitingRoom": "yes"}, "waitingRoom", "Input should be a valid boolean"),
+        ({"waitingRoom": 1}, "waitingRoom", "Input should be a valid boolean"),
+        ({"maxParticipants": 10.5}, "maxParticipants", "Input should be a valid integer"),
+        ({"maxParticipants": 10.0}, "maxParticipants", "Input should be a valid integer"),
+        ({"maxParticipants": "10"}, "maxParticipants", "Input should be a valid integer"),
+        ({"maxParticipants": True}, "maxParticipants", "Input should be a valid integer"),
+        ({"maxParticipants": 1}, "maxParticipants", "Input should be greater than or equal to 2"),
+        ({"maxParticipants": 101}, "maxParticipants", "Input should be less than or equal to 100"),
+        ({"hostId": "someone"}, "hostId", "Extra inputs are not permitted"),
+        ({"waiting_room": True}, "waiting_room", "Extra inputs are not permitted"),
+    ],
+)
+async def test_validation_names_the_field(api, make_token, db, body, field, message):
+    response = await api.post("/rooms", json=body, headers=bearer(make_token()))
+    assert response.status == 400
+    assert await response.json() == {
+        "error": f"{field}: {message}",
+        "details": [{"field": field, "message": message}],
+    }
+    assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 0
+
+
+@pytest.mark.parametrize("raw", ["[]", '"room"', "12", "{not json", "null"])
+async def test_a_body_that_is_not_an_object(api, make_token, raw):
+    headers = {**bearer(make_token()), "Content-Type": "application/json"}
+    response = await api.post("/rooms", data=raw, headers=headers)
+    assert response.status == 400
+    assert await response.json() == {"error": "request body must be a JSON object"}
+
+
+async def test_no_token_or_a_bad_one_is_401(api, make_token):
+    for headers in ({}, {"Authorization": "Bearer nonsense"}, bearer(make_token(ttl_s=-60))):
+        response = await api.post("/rooms", json={}, headers=headers)
+        assert response.status == 401
+        assert await response.json() == {"error": "unauthorized"}
+
+
+async def test_guests_cannot_create_rooms(api, make_token, db):
+    response = await api.post("/rooms", json={}, headers=bearer(make_token("g", role="guest")))
+    assert response.status == 401
+    assert await response.json() == {"error": "unauthorized"}
+    assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 0
+
+
+async def test_the_hosts_new_profile_shows_on_rooms_created_after_it(api, make_token):
+    before = await create_room(api, make_token("alice", name="Alice"))
+    renamed = make_token("alice", name="Alice B.", picture="https://img.example/a.png")
+    after = await create_room(api, renamed)
+    assert before["host"] == {"id": "u_alice", "displayName": "Alice", "avatarUrl": None}
+    assert after["host"] == {
+        "id": "u_alice",
+        "displayName": "Alice B.",
+        "avatarUrl": "https://img.example/a.png",
+    }
+    fetched = await (await api.get(f"/rooms/{after['id']}", headers=bearer(renamed))).json()
+    assert fetched["host"] == after["host"]
+
+
+async def test_codes_are_unique_across_rooms(api, make_token):
+    token = make_token()
+    codes = {(await create_room(api, token))["code"] for _ in range(20)}
+    assert len(codes) == 20
+
+
+async def test_a_generator_that_always_collides_gives_up_after_ten_draws(
+    make_service, make_token, db
+):
+    draws = []
+
+    def always_the_same() -> str:
+        draws.append(1)
+        return "abc-def-ghi"
+
+    client = await make_service(code_generator=always_the_same)
+    first = await create_room(client, make_token())
+    assert first["code"] == "abc-def-ghi"
+    draws.clear()
+    response = await client.post("/rooms", json={"name": "Second"}, headers=bearer(make_token()))
+    assert response.status == 400
+    assert await response.json() == {
+        "error": "Failed to generate unique room code after 10 attempts"
+    }
+    assert len(draws) == 10
+    assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 1
+    assert await db.fetchval("SELECT count(*) FROM meeting.participants") == 1
+
+
+async def test_a_collision_draws_again(make_service, make_token):
+    sequence = iter(["aaa-aaa-aaa", "aaa-aaa-aaa", "aaa-aaa-aaa", "bbb-bbb-bbb"])
+    client = await make_service(code_generator=lambda: next(sequence))
+    assert (await create_room(client, make_token()))["code"] == "aaa-aaa-aaa"
+    assert (await create_room(client, make_token()))["code"] == "bbb-bbb-bbb"
+
+
+async def test_simultaneous_creates_get_distinct_codes(make_service, make_token, db):
+    """Every create first draws the same code, so they race for it in Postgres."""
+    fresh = (f"{a}{a}{a}-{b}{b}{b}-zzz" for a, b in itertools.product("abcdefgh", repeat=2))
+    drawn: set[int] = set()
+
+    def contested() -> str:
+        # The first draw of each task returns the contested code; later draws are fresh.
+        task = id(asyncio.current_task())
+        if task not in drawn:
+            drawn.add(task)
+            return "xyz-xyz-xyz"
+        return next(fresh)
+
+    client = await make_service(code_generator=contested)
+    token = make_token()
+    responses = await asyncio.gather(
+        *(client.post("/rooms", json={}, headers=bearer(token)) for _ in range(8))
+    )
+    assert [r.status for r in responses] == [201] * 8
+    codes = [(await r.json())["code"] for r in responses]
+    assert len(set(codes)) == 8
+    assert codes.count("xyz-xyz-xyz") == 1
+    assert await db.fetchval("SELECT count(DISTINCT code) FROM meeting.rooms") == 8
