@@ -26,16 +26,15 @@ async def service(aiohttp_client: Any, chat_settings: ChatSettings) -> TestClien
     return client
 
 
-@pytest.fixture(params=["service"])
-async def api(
-    request: pytest.FixtureRequest, aiohttp_client: Any, chat_settings: ChatSettings
-) -> TestClient:
+@pytest.fixture(params=["service", "gateway"])
+def api(request: pytest.FixtureRequest) -> TestClient:
+    """A client of the chat API: the service itself, or the gateway in front of it.
+    (A plain fixture, so that it may pick its async fixture by name.)"""
     if request.param == "service":
-        client: TestClient = await aiohttp_client(create_app(chat_settings))
+        client: TestClient = request.getfixturevalue("service")
         return client
-    stack = request.getfixturevalue("gateway_stack")
-    gateway_client: TestClient = stack.client
-    return gateway_client
+    gateway: TestClient = request.getfixturevalue("gateway_stack").client
+    return gateway
 
 
 @pytest.fixture
