@@ -18,7 +18,7 @@ TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 CODE = re.compile(r"^[a-z]{3}-[a-z]{3}-[a-z]{3}$")
 ID = re.compile(r"^c[0-9a-z]{24}$")
 
-TARGETS = ["service"]
+TARGETS = ["service", "gateway"]
 
 ServiceFactory = Callable[..., Awaitable[TestClient]]
 
@@ -43,11 +43,14 @@ async def service(make_service: ServiceFactory) -> TestClient:
 
 
 @pytest.fixture(params=TARGETS)
-async def api(request: pytest.FixtureRequest, make_service: ServiceFactory) -> TestClient:
+def api(request: pytest.FixtureRequest) -> TestClient:
+    """A client of the meeting API: the service itself, or the gateway in front of it.
+    Synchronous, so that it can pick either async fixture by name."""
     if request.param == "service":
-        return await make_service()
+        client: TestClient = request.getfixturevalue("service")
+        return client
     stack = request.getfixturevalue("gateway_stack")
-    client: TestClient = stack.client
+    client = stack.client
     return client
 
 
