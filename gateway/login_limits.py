@@ -1,9 +1,8 @@
 """Login attempts limited per username and per client address, in Postgres so
 that the limit holds across gateway replicas.
 
-An attempt is recorded before it is judged, and counted with every attempt
-committed before it: of N simultaneous attempts only the first `limit` in
-commit order can find themselves within the limit.
+Attempts on one key are serialised by a transaction-scoped advisory lock, so
+of N simultaneous attempts exactly the first `limit` are let through.
 """
 
 from __future__ import annotations
@@ -22,37 +21,38 @@ class Limit:
 
 async def admit(conn: Conn, limits: list[Limit], window_s: int) -> tuple[list[int], int | None]:
     """Record one attempt under every key: (its row ids, None) when all keys are
-    within their limits, or ([], seconds to wait) when one is not."""
-    ids = []
+    within their limits, or ([], seconds to wait) when one is not. A refused
+    attempt is not recorded, so a lockout ends a window after the last real try."""
     retry_after: int | None = None
-    for limit in limits:
-        row = await conn.fetchrow(
-            "WITH expired AS ("
-            "  DELETE FROM login_attempts"
-            "  WHERE key = $1 AND at < clock_timestamp() - make_interval(secs => $2)"
-            "), attempt AS ("
-            "  INSERT INTO login_attempts (key) VALUES ($1) RETURNING id"
-            ") SELECT (SELECT id FROM attempt) AS id",
-            limit.key,
-            float(window_s),
-        )
-        assert row is not None
-        ids.append(row["id"])
-        window = await conn.fetchrow(
-            "SELECT count(*) AS attempts,"
-            " EXTRACT(EPOCH FROM min(at) + make_interval(secs => $2) - clock_timestamp()) AS wait"
-            " FROM login_attempts"
-            " WHERE key = $1 AND at >= clock_timestamp() - make_interval(secs => $2)",
-            limit.key,
-            float(window_s),
-        )
-        assert window is not None
-        if window["attempts"] > limit.max_attempts:
-            retry_after = max(retry_after or 0, max(1, math.ceil(float(window["wait"]))))
-    if retry_after is not None:
-        # A refused attempt is not counted: the lockout ends a window after the last real try.
-        await forget(conn, ids)
-        return [], retry_after
+    async with conn.transaction():
+        # Sorted, so that two attempts never wait on each other's locks in a cycle.
+        for limit in sorted(limits, key=lambda limit: limit.key):
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", limit.key)
+        for limit in limits:
+            window = await conn.fetchrow(
+                "WITH expired AS ("
+                "  DELETE FROM login_attempts"
+                "  WHERE key = $1 AND at < clock_timestamp() - make_interval(secs => $2)"
+                ") SELECT count(*) AS attempts,"
+                " EXTRACT(EPOCH FROM min(at) + make_interval(secs => $2) - clock_timestamp())"
+                " AS wait"
+                " FROM login_attempts"
+                " WHERE key = $1 AND at >= clock_timestamp() - make_interval(secs => $2)",
+                limit.key,
+                float(window_s),
+            )
+            assert window is not None
+            if window["attempts"] >= limit.max_attempts:
+                wait = max(1, math.ceil(float(window["wait"])))
+                retry_after = max(retry_after or 0, wait)
+        if retry_after is not None:
+            return [], retry_after
+        ids = [
+            await conn.fetchval(
+                "INSERT INTO login_attempts (key) VALUES ($1) RETURNING id", limit.key
+            )
+            for limit in limits
+        ]
     return ids, None
 
 

@@ -173,3 +173,15 @@ async def gateway_stack(
     )
     client = await aiohttp_client(create_gateway(settings))
     return Stack(client, chat, meeting, settings)
+
+
+# Apps are torn down before their database is dropped: these depend on
+# `database_url`, so pytest sets them up after it and tears them down before.
+@pytest.fixture
+def aiohttp_client(database_url: str, aiohttp_client: Any) -> Any:
+    return aiohttp_client
+
+
+@pytest.fixture
+def aiohttp_server(database_url: str, aiohttp_server: Any) -> Any:
+    return aiohttp_server
