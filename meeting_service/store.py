@@ -356,10 +356,10 @@ async def end_room(pool: Pool, events: Publisher, who: Identity, room_id: str) -
             return room_detail(room)
         row = await conn.fetchrow(
             """
-            UPDATE rooms SET is_active = false, ended_at = clock_timestamp(),
-                             updated_at = clock_timestamp()
+            UPDATE rooms SET is_active = false, ended_at = t.now, updated_at = t.now
+            FROM (SELECT clock_timestamp() AS now) t
             WHERE id = $1
-            RETURNING *
+            RETURNING rooms.*
             """,
             room_id,
         )
