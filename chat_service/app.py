@@ -4,9 +4,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chat_service.routes import SETTINGS_KEY, routes, store_error_middleware
+from chat_service.routes import SETTINGS_KEY, expand_event, routes, store_error_middleware
 from chat_service.settings import ChatSettings
 from shared.app import service_app
+from shared.realtime import realtime_ctx
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -16,6 +17,8 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     app = service_app(settings, title="Chat service", service="chat", migrations=MIGRATIONS)
     # Innermost, after auth: turns the store's refusals into API errors.
     app.middlewares.append(store_error_middleware)
+    # After the database's context, whose pool it listens on.
+    app.cleanup_ctx.append(realtime_ctx("chat_events", expand=expand_event))
     app[SETTINGS_KEY] = settings
     app.add_routes(routes)
     return app

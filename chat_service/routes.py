@@ -3,11 +3,15 @@ name and id, users to rooms by username."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from chat_service import store
 from chat_service.models import (
+    ChatMessage,
     CreateRoomRequest,
     Done,
     JoinRoomRequest,
@@ -34,10 +38,11 @@ from chat_service.parsing import (
 )
 from chat_service.settings import ChatSettings
 from shared.bodies import json_model
-from shared.db import POOL_KEY
+from shared.db import POOL_KEY, Conn
 from shared.endpoints import endpoint
 from shared.errors import ApiError
 from shared.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
+from shared.realtime import REALTIME_KEY, serve_websocket
 
 SETTINGS_KEY = web.AppKey("settings", ChatSettings)
 routes = web.RouteTableDef()
@@ -215,8 +220,16 @@ async def room_members(request: web.Request) -> web.Response:
 )
 async def send_room_message(request: web.Request) -> web.Response:
     body = await body_of(request, SendMessageRequest)
+    realtime = request.app[REALTIME_KEY]
+
+    async def publish(conn: Conn, message: ChatMessage) -> None:
+        # Only the id travels: a NOTIFY payload is small, a message may be 16 kB of UTF-8.
+        await realtime.publish(
+            conn, topic=str(message.room_id), event={"message_id": message.message_id}
+        )
+
     sent = await store.send_message(
-        request.app[POOL_KEY], body.room_id, username_of(request), body.message
+        request.app[POOL_KEY], body.room_id, username_of(request), body.message, publish
     )
     return json_model(sent, 201)
 
@@ -239,3 +252,27 @@ async def get_room_messages(request: web.Request) -> web.Response:
         before=query.before,
     )
     return json_model(MessagePage(messages=messages, next_before=next_before))
+
+
+@routes.get("/api/rooms/{room_id}/ws")
+@endpoint(
+    "A WebSocket of the room's new messages, each as in the history; members only",
+    responses={101: None, 400: None, 401: None, 403: None, 404: None},
+    guests=False,
+    websocket=True,
+    tags=TAGS,
+)
+async def room_events(request: web.Request) -> web.StreamResponse:
+    room_id = room_id_of(request)
+    await store.require_member(request.app[POOL_KEY], room_id, username_of(request))
+    return await serve_websocket(request, request.app[REALTIME_KEY], topic=str(room_id))
+
+
+async def expand_event(pool: asyncpg.Pool, event: dict[str, Any]) -> dict[str, Any] | None:
+    """A notified message id into the message as the history shows it; None when it
+    is gone (its room was deleted in the meantime)."""
+    message_id = event.get("message_id")
+    if type(message_id) is not int:
+        return None
+    message = await store.message_by_id(pool, message_id)
+    return message.model_dump(mode="json") if message is not None else None

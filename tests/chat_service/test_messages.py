@@ -1,0 +1,208 @@
+"""Messages: sending, the newest-first history, who may do either, and persistence."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from chat_service.app import create_app
+from tests.chat_service.helpers import (
+    INVALID,
+    NOT_FOUND,
+    NOT_IN_ROOM,
+    call,
+    create_room,
+    history,
+    join,
+    send,
+)
+
+ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
+
+
+async def test_send_and_read_back(api, auth, db):
+    room_id = await create_room(api, auth("alice"), "General")
+    await join(api, auth("bob"), "General")
+    status, sent = await send(api, auth("bob"), room_id, "hello, world 👋")
+    assert status == 201
+    assert sent == {
+        "message": "sent",
+        "message_id": sent["message_id"],
+        "created_at": sent["created_at"],
+    }
+    assert re.match(ISO_MS, sent["created_at"])
+    stored = await db.fetchrow("SELECT * FROM chat.room_messages")
+    assert (stored["id"], stored["username"], stored["body"]) == (
+        sent["message_id"],
+        "bob",
+        "hello, world 👋",
+    )
+
+    assert await history(api, auth("alice"), room_id) == (
+        200,
+        {
+            "messages": [
+                {
+                    "message_id": sent["message_id"],
+                    "room_id": room_id,
+                    "username": "bob",
+                    "message": "hello, world 👋",
+                    "created_at": sent["created_at"],
+                }
+            ],
+            "next_before": None,
+        },
+    )
+
+
+async def test_history_pages_newest_first(api, auth):
+    room_id = await create_room(api, auth("alice"), "General")
+    ids = []
+    for n in range(7):
+        status, sent = await send(api, auth("alice"), room_id, f"message {n}")
+        assert status == 201
+        ids.append(sent["message_id"])
+    assert ids == sorted(ids)
+
+    status, page = await history(api, auth("alice"), room_id, limit=3)
+    assert status == 200
+    assert [m["message"] for m in page["messages"]] == ["message 6", "message 5", "message 4"]
+    assert page["next_before"] == ids[4]
+    status, page = await history(api, auth("alice"), room_id, limit=3, before=page["next_before"])
+    assert [m["message_id"] for m in page["messages"]] == [ids[3], ids[2], ids[1]]
+    status, page = await history(api, auth("alice"), room_id, limit=3, before=page["next_before"])
+    assert ([m["message_id"] for m in page["messages"]], page["next_before"]) == ([ids[0]], None)
+    # Exactly a page left: no further page is promised.
+    status, page = await history(api, auth("alice"), room_id, limit=2, before=ids[2])
+    assert ([m["message_id"] for m in page["messages"]], page["next_before"]) == (
+        [ids[1], ids[0]],
+        None,
+    )
+    status, page = await history(api, auth("alice"), room_id)
+    assert (len(page["messages"]), page["next_before"]) == (7, None)
+    assert await history(api, auth("alice"), room_id, before=ids[0]) == (
+        200,
+        {"messages": [], "next_before": None},
+    )
+
+
+async def test_the_default_page_is_fifty(api, auth, db):
+    room_id = await create_room(api, auth("alice"), "General")
+    await db.execute(
+        "INSERT INTO chat.room_messages (room_id, username, body)"
+        " SELECT $1, 'alice', 'm' || n FROM generate_series(1, 120) AS n",
+        room_id,
+    )
+    status, page = await history(api, auth("alice"), room_id)
+    assert (status, len(page["messages"]), page["messages"][0]["message"]) == (200, 50, "m120")
+    status, page = await history(api, auth("alice"), room_id, limit=100, before=page["next_before"])
+    assert (len(page["messages"]), page["messages"][-1]["message"]) == (70, "m1")
+    assert page["next_before"] is None
+
+
+async def test_only_members_send_and_read(api, auth, db):
+    room_id = await create_room(api, auth("alice"), "General")
+    assert await send(api, auth("bob"), room_id, "hi") == (403, NOT_IN_ROOM)
+    assert await history(api, auth("bob"), room_id) == (403, NOT_IN_ROOM)
+    await join(api, auth("bob"), "General")
+    assert (await send(api, auth("bob"), room_id, "hi"))[0] == 201
+    await call(api, "POST", "/api/leave_room", auth("bob"), json={"room_id": room_id})
+    assert await send(api, auth("bob"), room_id, "still here?") == (403, NOT_IN_ROOM)
+    assert await history(api, auth("bob"), room_id) == (403, NOT_IN_ROOM)
+    assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 1
+
+
+async def test_one_private_rooms_member_cannot_see_into_another(api, auth):
+    first = await create_room(api, auth("alice"), "First", password="one")
+    second = await create_room(api, auth("bob"), "Second", password="two")
+    assert (await send(api, auth("bob"), second, "bob's secret"))[0] == 201
+    assert await history(api, auth("alice"), second) == (403, NOT_IN_ROOM)
+    assert await send(api, auth("alice"), second, "let me in") == (403, NOT_IN_ROOM)
+    assert await call(api, "GET", f"/api/room_members/{second}", auth("alice")) == (
+        403,
+        NOT_IN_ROOM,
+    )
+    assert await history(api, auth("bob"), first) == (403, NOT_IN_ROOM)
+
+
+async def test_unknown_room(api, auth):
+    assert await send(api, auth(), 4242, "hi") == (404, NOT_FOUND)
+    assert await history(api, auth(), 4242) == (404, NOT_FOUND)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"room_id": 1},
+        {"message": "hi"},
+        {"room_id": 1, "message": ""},
+        {"room_id": 1, "message": "   \n"},
+        {"room_id": 1, "message": "x" * 4001},
+        {"room_id": 1, "message": 5},
+        {"room_id": 1, "message": None},
+        {"room_id": 1, "message": "nul \u0000"},
+        {"room_id": "1", "message": "hi"},
+        {"room_id": 0, "message": "hi"},
+        {"room_id": True, "message": "hi"},
+    ],
+)
+async def test_send_invalid_fields(api, auth, db, body):
+    await create_room(api, auth(), "r")
+    assert await call(api, "POST", "/api/send_room_message", auth(), json=body) == (400, INVALID)
+    assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 0
+
+
+async def test_send_limits_count_characters(api, auth):
+    room_id = await create_room(api, auth(), "r")
+    assert (await send(api, auth(), room_id, "é" * 4000))[0] == 201
+    assert (await send(api, auth(), room_id, "x"))[0] == 201
+    assert await send(api, auth(), room_id, "😀" * 4001) == (400, INVALID)
+
+
+async def test_a_lone_surrogate_is_refused_not_a_crash(api, auth):
+    room_id = await create_room(api, auth(), "r")
+    raw = b'{"room_id": %d, "message": "\\ud800"}' % room_id
+    headers = {**auth(), "Content-Type": "application/json"}
+    assert await call(api, "POST", "/api/send_room_message", headers, data=raw) == (400, INVALID)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"room_id": "x"},
+        {"room_id": "0"},
+        {"room_id": str(2**63)},
+        {"room_id": "1", "limit": "0"},
+        {"room_id": "1", "limit": "101"},
+        {"room_id": "1", "limit": "ten"},
+        {"room_id": "1", "before": "0"},
+        {"room_id": "1", "before": "x"},
+    ],
+)
+async def test_history_invalid_query(api, auth, params):
+    await create_room(api, auth(), "r")
+    assert await call(api, "GET", "/api/get_room_messages", auth(), params=params) == (400, INVALID)
+
+
+async def test_messages_survive_a_restart(aiohttp_client, chat_settings, auth):
+    first = await aiohttp_client(create_app(chat_settings))
+    room_id = await create_room(first, auth(), "General")
+    status, sent = await send(first, auth(), room_id, "remember me")
+    assert status == 201
+    await first.close()
+
+    second = await aiohttp_client(create_app(chat_settings))
+    status, page = await history(second, auth(), room_id)
+    assert status == 200
+    assert page["messages"] == [
+        {
+            "message_id": sent["message_id"],
+            "room_id": room_id,
+            "username": "alice",
+            "message": "remember me",
+            "created_at": sent["created_at"],
+        }
+    ]
