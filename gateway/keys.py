@@ -139,3 +139,23 @@ class TokenIssuer:
         if picture:
             claims["picture"] = picture
         return self.key.sign(claims)
+
+
+def main() -> None:
+    """`python -m gateway.keys PATH`: write a new signing key for production use."""
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m gateway.keys PATH")
+    path = Path(sys.argv[1])
+    if path.exists():
+        sys.exit(f"{path} exists; not overwriting a signing key")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(SigningKey.generate().to_pem())
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

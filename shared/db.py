@@ -56,7 +56,10 @@ async def migrate(conn: Conn, schema: str, directory: Path) -> list[int]:
     applied_now = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_id(schema))
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        # A deployment may create the schema for a role that cannot create schemas
+        # (docker-compose.yml does): only create it when it is missing.
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.execute(f"SET LOCAL search_path TO {schema}")
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
