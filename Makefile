@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 ## bench: throughput and latency through the gateway, on a fresh system
 bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m tests.bench
 
 ## up / down: the docker compose deployment (a signing key is made once, into .data/)
