@@ -74,6 +74,13 @@ def build_openapi(app: web.Application, title: str, version: str = "1.0.0") -> d
             elif status >= 400:
                 response["content"] = {"application/json": {"schema": error_ref}}
             operation["responses"][str(status)] = response
+        if not spec.public and "401" not in operation["responses"]:
+            operation["responses"]["401"] = {
+                "description": "missing or invalid token",
+                "content": {"application/json": {"schema": error_ref}},
+            }
+        if not any(status.startswith("2") for status in operation["responses"]):
+            operation["responses"]["200"] = {"description": "OK"}
         if spec.websocket:
             operation["description"] = "A WebSocket endpoint: connect with an Upgrade request."
         paths.setdefault(route.resource.canonical, {})[route.method.lower()] = operation

@@ -1,0 +1,81 @@
+"""Each process documents itself in OpenAPI 3.1, from the models that validate its requests."""
+
+from openapi_spec_validator import validate
+
+
+async def _documents(gateway_stack, aiohttp_client):
+    chat = await aiohttp_client(gateway_stack.chat)
+    meeting = await aiohttp_client(gateway_stack.meeting)
+    return {"gateway": gateway_stack.client, "chat": chat, "meeting": meeting}
+
+
+async def test_every_process_serves_a_valid_openapi_31_document(gateway_stack, aiohttp_client):
+    for name, client in (await _documents(gateway_stack, aiohttp_client)).items():
+        r = await client.get("/openapi.json")
+        assert r.status == 200, name
+        document = await r.json()
+        assert document["openapi"] == "3.1.0"
+        validate(document)
+        r = await client.get("/docs")
+        assert r.status == 200
+        assert r.content_type == "text/html"
+
+
+async def test_every_api_route_is_documented(gateway_stack, aiohttp_client):
+    clients = await _documents(gateway_stack, aiohttp_client)
+    expected = {
+        "gateway": {
+            ("post", "/auth/register"),
+            ("post", "/auth/login"),
+            ("post", "/auth/refresh"),
+            ("post", "/auth/logout"),
+            ("get", "/auth/me"),
+            ("patch", "/auth/me"),
+            ("post", "/auth/guest"),
+            ("get", "/.well-known/jwks.json"),
+        },
+        "chat": {
+            ("post", "/api/create_room"),
+            ("get", "/api/rooms"),
+            ("get", "/api/user_rooms"),
+            ("post", "/api/join_room"),
+            ("post", "/api/leave_room"),
+            ("post", "/api/delete_room"),
+            ("get", "/api/room_members/{room_id}"),
+            ("post", "/api/send_room_message"),
+            ("get", "/api/get_room_messages"),
+            ("get", "/api/rooms/{room_id}/ws"),
+        },
+        "meeting": {
+            ("post", "/rooms"),
+            ("get", "/rooms"),
+            ("get", "/rooms/{room_id}"),
+            ("get", "/rooms/code/{code}"),
+            ("patch", "/rooms/{room_id}/settings"),
+            ("post", "/rooms/{room_id}/end"),
+            ("post", "/rooms/code/{code}/join"),
+            ("post", "/rooms/{room_id}/leave"),
+            ("get", "/rooms/{room_id}/participants"),
+            ("post", "/rooms/{room_id}/participants/{participant_id}/admit"),
+            ("post", "/rooms/{room_id}/participants/{participant_id}/deny"),
+            ("delete", "/rooms/{room_id}/participants/{participant_id}"),
+            ("get", "/rooms/{room_id}/messages"),
+            ("post", "/rooms/{room_id}/messages"),
+            ("get", "/rooms/{room_id}/ws"),
+        },
+    }
+    for name, client in clients.items():
+        document = await (await client.get("/openapi.json")).json()
+        operations = {(method, path) for path, item in document["paths"].items() for method in item}
+        assert expected[name] <= operations, (name, expected[name] - operations)
+        for operational in ("/healthz", "/readyz", "/metrics"):
+            assert operational in document["paths"]
+
+
+async def test_request_schemas_come_from_the_validating_models(gateway_stack):
+    document = await (await gateway_stack.client.get("/openapi.json")).json()
+    body = document["paths"]["/auth/register"]["post"]["requestBody"]["content"]["application/json"]
+    schema = document["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert set(schema["required"]) == {"username", "password"}
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["username"]["pattern"] == "^[A-Za-z0-9_.-]{3,32}$"
