@@ -4,7 +4,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chat_service.routes import SETTINGS_KEY, expand_event, routes, store_error_middleware
+from chat_service.events import CHANNEL, expand_event
+from chat_service.routes import SETTINGS_KEY, routes, store_error_middleware
 from chat_service.settings import ChatSettings
 from shared.app import service_app
 from shared.realtime import realtime_ctx
@@ -18,7 +19,7 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     # Innermost, after auth: turns the store's refusals into API errors.
     app.middlewares.append(store_error_middleware)
     # After the database's context, whose pool it listens on.
-    app.cleanup_ctx.append(realtime_ctx("chat_events", expand=expand_event))
+    app.cleanup_ctx.append(realtime_ctx(CHANNEL, expand=expand_event))
     app[SETTINGS_KEY] = settings
     app.add_routes(routes)
     return app

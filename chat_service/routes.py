@@ -3,15 +3,12 @@ name and id, users to rooms by username."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from chat_service import store
+from chat_service.events import RoomEvents, serve_room
 from chat_service.models import (
-    ChatMessage,
     CreateRoomRequest,
     Done,
     JoinRoomRequest,
@@ -38,13 +35,19 @@ from chat_service.parsing import (
 )
 from chat_service.settings import ChatSettings
 from shared.bodies import json_model
-from shared.db import POOL_KEY, Conn
+from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
 from shared.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
-from shared.realtime import REALTIME_KEY, serve_websocket
+from shared.realtime import REALTIME_KEY
 
 SETTINGS_KEY = web.AppKey("settings", ChatSettings)
+
+
+def events_of(request: web.Request) -> RoomEvents:
+    return RoomEvents(request.app[REALTIME_KEY])
+
+
 routes = web.RouteTableDef()
 
 TAGS = ("chat",)
@@ -178,7 +181,9 @@ async def join_room(request: web.Request) -> web.Response:
 )
 async def leave_room(request: web.Request) -> web.Response:
     body = await body_of(request, RoomIdRequest)
-    name = await store.leave_room(request.app[POOL_KEY], body.room_id, username_of(request))
+    name = await store.leave_room(
+        request.app[POOL_KEY], body.room_id, username_of(request), events_of(request)
+    )
     return json_model(Done(message=f'left room "{name}"'))
 
 
@@ -192,7 +197,9 @@ async def leave_room(request: web.Request) -> web.Response:
 )
 async def delete_room(request: web.Request) -> web.Response:
     body = await body_of(request, RoomIdRequest)
-    name = await store.delete_room(request.app[POOL_KEY], body.room_id, username_of(request))
+    name = await store.delete_room(
+        request.app[POOL_KEY], body.room_id, username_of(request), events_of(request)
+    )
     return json_model(Done(message=f'room "{name}" deleted'))
 
 
@@ -220,16 +227,8 @@ async def room_members(request: web.Request) -> web.Response:
 )
 async def send_room_message(request: web.Request) -> web.Response:
     body = await body_of(request, SendMessageRequest)
-    realtime = request.app[REALTIME_KEY]
-
-    async def publish(conn: Conn, message: ChatMessage) -> None:
-        # Only the id travels: a NOTIFY payload is small, a message may be 16 kB of UTF-8.
-        await realtime.publish(
-            conn, topic=str(message.room_id), event={"message_id": message.message_id}
-        )
-
     sent = await store.send_message(
-        request.app[POOL_KEY], body.room_id, username_of(request), body.message, publish
+        request.app[POOL_KEY], body.room_id, username_of(request), body.message, events_of(request)
     )
     return json_model(sent, 201)
 
@@ -264,15 +263,6 @@ async def get_room_messages(request: web.Request) -> web.Response:
 )
 async def room_events(request: web.Request) -> web.StreamResponse:
     room_id = room_id_of(request)
-    await store.require_member(request.app[POOL_KEY], room_id, username_of(request))
-    return await serve_websocket(request, request.app[REALTIME_KEY], topic=str(room_id))
-
-
-async def expand_event(pool: asyncpg.Pool, event: dict[str, Any]) -> dict[str, Any] | None:
-    """A notified message id into the message as the history shows it; None when it
-    is gone (its room was deleted in the meantime)."""
-    message_id = event.get("message_id")
-    if type(message_id) is not int:
-        return None
-    message = await store.message_by_id(pool, message_id)
-    return message.model_dump(mode="json") if message is not None else None
+    username = username_of(request)
+    await store.require_member(request.app[POOL_KEY], room_id, username)
+    return await serve_room(request, request.app[REALTIME_KEY], room_id, username)

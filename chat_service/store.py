@@ -4,9 +4,9 @@ the invariants live (the public-room quota, unique names, membership)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import asyncpg
 
@@ -20,7 +20,15 @@ PUBLIC_ROOMS_LOCK = int.from_bytes(
 )
 NO_UPPER_BOUND = 2**63 - 1
 
-Publish = Callable[[Conn, ChatMessage], Awaitable[None]]
+
+class Events(Protocol):
+    """Told of each change inside its transaction, so listeners hear of it on commit."""
+
+    async def message_sent(self, conn: Conn, message: ChatMessage) -> None: ...
+
+    async def member_left(self, conn: Conn, room_id: int, username: str) -> None: ...
+
+    async def room_deleted(self, conn: Conn, room_id: int) -> None: ...
 
 
 class StoreError(Exception):
@@ -154,24 +162,32 @@ async def add_member(pool: asyncpg.Pool, room_id: int, username: str) -> None:
         raise RoomNotFound from None  # deleted since it was looked up
 
 
-async def leave_room(pool: asyncpg.Pool, room_id: int, username: str) -> str:
+async def leave_room(
+    pool: asyncpg.Pool, room_id: int, username: str, events: Events | None = None
+) -> str:
     """The room's name, once `username` is no longer in it."""
-    row = await pool.fetchrow(
-        "WITH gone AS ("
-        " DELETE FROM room_members WHERE room_id = $1 AND username = $2 RETURNING 1)"
-        " SELECT r.name, EXISTS (SELECT 1 FROM gone) AS left_now FROM rooms r WHERE r.id = $1",
-        room_id,
-        username,
-    )
-    if row is None:
-        raise RoomNotFound
-    if not row["left_now"]:
-        raise NotAMember
-    name: str = row["name"]
-    return name
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "WITH gone AS ("
+            " DELETE FROM room_members WHERE room_id = $1 AND username = $2 RETURNING 1)"
+            " SELECT r.name, EXISTS (SELECT 1 FROM gone) AS left_now"
+            " FROM rooms r WHERE r.id = $1",
+            room_id,
+            username,
+        )
+        if row is None:
+            raise RoomNotFound
+        if not row["left_now"]:
+            raise NotAMember
+        if events is not None:
+            await events.member_left(conn, room_id, username)
+        name: str = row["name"]
+        return name
 
 
-async def delete_room(pool: asyncpg.Pool, room_id: int, username: str) -> str:
+async def delete_room(
+    pool: asyncpg.Pool, room_id: int, username: str, events: Events | None = None
+) -> str:
     """Removes the room, its members and its messages; only its creator may."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
@@ -182,6 +198,8 @@ async def delete_room(pool: asyncpg.Pool, room_id: int, username: str) -> str:
         if row["creator"] != username:
             raise NotTheCreator
         await conn.execute("DELETE FROM rooms WHERE id = $1", room_id)
+        if events is not None:
+            await events.room_deleted(conn, room_id)
         name: str = row["name"]
         return name
 
@@ -221,10 +239,9 @@ async def require_member(pool: asyncpg.Pool, room_id: int, username: str) -> Non
 
 
 async def send_message(
-    pool: asyncpg.Pool, room_id: int, username: str, text: str, publish: Publish | None = None
+    pool: asyncpg.Pool, room_id: int, username: str, text: str, events: Events | None = None
 ) -> MessageSent:
-    """Stores a member's message; `publish` runs in the same transaction, so listeners
-    hear of the message exactly when it is committed."""
+    """Stores a member's message."""
     async with pool.acquire() as conn, conn.transaction():
         room = await _membership(conn, room_id, username)
         if not room["is_member"]:
@@ -241,8 +258,8 @@ async def send_message(
             raise RoomNotFound from None  # deleted while we were writing
         assert row is not None
         message = ChatMessage.model_validate(dict(row))
-        if publish is not None:
-            await publish(conn, message)
+        if events is not None:
+            await events.message_sent(conn, message)
     return MessageSent(message="sent", message_id=message.message_id, created_at=message.created_at)
 
 

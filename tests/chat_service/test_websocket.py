@@ -75,3 +75,44 @@ async def test_refusals(api, auth, who, room, status, body):
     assert refused.value.status == status
     # The same refusal, readable, to a plain request.
     assert await call(api, "GET", path, headers) == (status, body)
+
+
+async def test_the_stream_ends_when_its_user_leaves(api, auth):
+    room_id = await create_room(api, auth("alice"), "General")
+    await join(api, auth("bob"), "General")
+    async with api.ws_connect(f"/api/rooms/{room_id}/ws", headers=auth("alice")) as ws:
+        status, before = await send(api, auth("bob"), room_id, "before")
+        assert status == 201
+        left = await call(api, "POST", "/api/leave_room", auth("alice"), json={"room_id": room_id})
+        assert left[0] == 200
+        assert (await send(api, auth("bob"), room_id, "after"))[0] == 201
+        assert (await ws.receive_json(timeout=TIMEOUT_S))["message_id"] == before["message_id"]
+        # The leave comes before "after" on the room's topic, so the stream closes first.
+        closing = await ws.receive(timeout=TIMEOUT_S)
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        # The code says why (the status a request would get); the gateway drops the reason text.
+        assert closing.data == 4403
+
+
+async def test_the_stream_ends_when_the_room_is_deleted(api, auth):
+    room_id = await create_room(api, auth("alice"), "General")
+    await join(api, auth("bob"), "General")
+    async with api.ws_connect(f"/api/rooms/{room_id}/ws", headers=auth("bob")) as ws:
+        deleted = await call(
+            api, "POST", "/api/delete_room", auth("alice"), json={"room_id": room_id}
+        )
+        assert deleted[0] == 200
+        closing = await ws.receive(timeout=TIMEOUT_S)
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        assert closing.data == 4404
+
+
+async def test_another_members_leaving_does_not_end_the_stream(api, auth):
+    room_id = await create_room(api, auth("alice"), "General")
+    await join(api, auth("bob"), "General")
+    async with api.ws_connect(f"/api/rooms/{room_id}/ws", headers=auth("alice")) as ws:
+        left = await call(api, "POST", "/api/leave_room", auth("bob"), json={"room_id": room_id})
+        assert left[0] == 200
+        status, sent = await send(api, auth("alice"), room_id, "still listening")
+        assert status == 201
+        assert (await ws.receive_json(timeout=TIMEOUT_S))["message_id"] == sent["message_id"]

@@ -1,0 +1,102 @@
+"""What WebSocket listeners of a room hear, carried by shared.realtime (LISTEN/NOTIFY).
+
+Notifications carry ids only; each replica expands a message id into the message once.
+Membership changes travel on the same topic as the messages, in commit order, so the
+stream of a listener who leaves, or whose room is deleted, ends right there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+from aiohttp import WSMsgType, web
+
+from chat_service import store
+from chat_service.models import ChatMessage
+from shared.db import Conn
+from shared.realtime import Broadcaster, Event
+
+CHANNEL = "chat_events"
+
+
+def topic_of(room_id: int) -> str:
+    return str(room_id)
+
+
+class RoomEvents:
+    """The store's `Events`: published inside the writing transaction, sent on commit."""
+
+    def __init__(self, broadcaster: Broadcaster) -> None:
+        self._broadcaster = broadcaster
+
+    async def message_sent(self, conn: Conn, message: ChatMessage) -> None:
+        event = {"message_id": message.message_id}
+        await self._broadcaster.publish(conn, topic_of(message.room_id), event)
+
+    async def member_left(self, conn: Conn, room_id: int, username: str) -> None:
+        await self._broadcaster.publish(conn, topic_of(room_id), {"left": username})
+
+    async def room_deleted(self, conn: Conn, room_id: int) -> None:
+        await self._broadcaster.publish(conn, topic_of(room_id), {"room_deleted": True})
+
+
+async def expand_event(pool: asyncpg.Pool, event: Event) -> Event | None:
+    """A message id into the message as the history shows it (None once it is gone);
+    membership changes pass as they are, for `serve_room` to act on."""
+    if "message_id" not in event:
+        return event
+    message_id: Any = event["message_id"]
+    if type(message_id) is not int:
+        return None
+    message = await store.message_by_id(pool, message_id)
+    return message.model_dump(mode="json") if message is not None else None
+
+
+# Application close codes (4000-4999): the HTTP status the same request would get now.
+CLOSE_NOT_IN_ROOM = 4403
+CLOSE_ROOM_GONE = 4404
+CLOSE_REASONS = {CLOSE_NOT_IN_ROOM: b"you are not in this room", CLOSE_ROOM_GONE: b"room not found"}
+
+
+def verdict(event: Event, username: str) -> int | None:
+    """The close code that ends `username`'s stream at this event, if any."""
+    if event.get("room_deleted"):
+        return CLOSE_ROOM_GONE
+    if "left" in event and event["left"] == username:
+        return CLOSE_NOT_IN_ROOM
+    return None
+
+
+async def serve_room(
+    request: web.Request, broadcaster: Broadcaster, room_id: int, username: str
+) -> web.WebSocketResponse:
+    """shared.realtime.serve_websocket, but the stream ends, with a close code, when its
+    user leaves the room or the room is deleted: a listener hears only what a member may."""
+    ws = web.WebSocketResponse(heartbeat=30)
+    with broadcaster.subscribe(topic_of(room_id)) as subscription:
+        # Subscribed before the handshake completes, so nothing after it can be missed.
+        await ws.prepare(request)
+
+        async def pump() -> None:
+            async for event in subscription:
+                if "message_id" in event:
+                    await ws.send_json(event)
+                    continue
+                code = verdict(event, username)
+                if code is not None:
+                    await ws.close(code=code, message=CLOSE_REASONS[code])
+                    return
+            await ws.close(message=b"too slow")
+
+        sender = asyncio.create_task(pump())
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await sender
+    return ws
