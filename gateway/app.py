@@ -6,6 +6,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from gateway.api_docs import MergedDocs
 from gateway.identity import DUMMY_HASH_KEY, ISSUER_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, load_signing_key
 from gateway.proxy import BODY_LIMIT_KEY, SESSION_KEY, TIMEOUT_KEY, Upstream, proxy_handler
@@ -13,6 +14,7 @@ from gateway.settings import GatewaySettings
 from shared.app import base_app
 from shared.auth import KeySet, TokenVerifier
 from shared.health import READY_CHECKS_KEY, ReadyCheck
+from shared.openapi import OPENAPI_EXTEND_KEY
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -56,6 +58,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     meeting = Upstream("meeting service", settings.meeting_url.rstrip("/"))
     for upstream in (chat, meeting):
         app[READY_CHECKS_KEY][upstream.name] = _upstream_ready(upstream)
+    app[OPENAPI_EXTEND_KEY] = MergedDocs({"Chat": chat, "Meeting": meeting})
     app.add_routes(routes)
     # The one meeting route that needs no token: looking a room up by its code.
     app.router.add_get("/rooms/code/{code}", proxy_handler(meeting, public=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -111,6 +113,11 @@ DOCS_PAGE = """<!doctype html>
 """
 
 OPENAPI_KEY = web.AppKey("openapi", dict)
+Document = dict[str, Any]
+# The gateway's hook: the document clients see, from this process's own.
+OPENAPI_EXTEND_KEY = web.AppKey(
+    "openapi_extend", Callable[[web.Application, Document], Awaitable[Document]]
+)
 
 
 def add_openapi_routes(app: web.Application, title: str) -> None:
@@ -118,7 +125,11 @@ def add_openapi_routes(app: web.Application, title: str) -> None:
 
     @endpoint("The OpenAPI document of this process", public=True, tags=("operations",))
     async def openapi_json(request: web.Request) -> web.Response:
-        return web.json_response(request.app[OPENAPI_KEY])
+        document = request.app[OPENAPI_KEY]
+        extend = request.app.get(OPENAPI_EXTEND_KEY)
+        if extend is not None:
+            document = await extend(request.app, document)
+        return web.json_response(document)
 
     @endpoint("A page that renders the OpenAPI document", public=True, tags=("operations",))
     async def docs(request: web.Request) -> web.Response:
@@ -131,3 +142,24 @@ def add_openapi_routes(app: web.Application, title: str) -> None:
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/docs", docs)
     app.on_startup.append(build)
+
+
+def merge_documents(own: Document, others: dict[str, Document]) -> Document:
+    """`own` plus the API operations of `others`, whose component names get the
+    other's name as a prefix so that two services' `Room` never collide."""
+    merged: Document = json.loads(json.dumps(own))
+    for prefix, other in others.items():
+        names = other.get("components", {}).get("schemas", {})
+        text = json.dumps(other)
+        for name in sorted(names, key=len, reverse=True):
+            text = text.replace(
+                f'"{REF.format(model=name)}"', f'"{REF.format(model=prefix + name)}"'
+            )
+        renamed = json.loads(text)
+        for name, schema in renamed.get("components", {}).get("schemas", {}).items():
+            merged["components"]["schemas"][prefix + name] = schema
+        for path, item in renamed.get("paths", {}).items():
+            if path not in merged["paths"]:
+                merged["paths"][path] = item
+    merged["paths"] = dict(sorted(merged["paths"].items()))
+    return merged

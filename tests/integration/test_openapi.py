@@ -79,3 +79,16 @@ async def test_request_schemas_come_from_the_validating_models(gateway_stack):
     assert set(schema["required"]) == {"username", "password"}
     assert schema["additionalProperties"] is False
     assert schema["properties"]["username"]["pattern"] == "^[A-Za-z0-9_.-]{3,32}$"
+
+
+async def test_the_gateway_documents_the_whole_public_api(gateway_stack):
+    document = await (await gateway_stack.client.get("/openapi.json")).json()
+    validate(document)
+    operations = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert {("post", "/auth/login"), ("post", "/api/create_room"), ("post", "/rooms")} <= operations
+    create = document["paths"]["/api/create_room"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]
+    name = create["schema"]["$ref"].rsplit("/", 1)[1]
+    assert name.startswith("Chat")
+    assert name in document["components"]["schemas"]
