@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from chat_service.app import create_app
 from tests.chat_service.helpers import (
     INVALID,
@@ -131,26 +129,25 @@ async def test_unknown_room(api, auth):
     assert await history(api, auth(), 4242) == (404, NOT_FOUND)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
+async def test_send_invalid_fields(api, auth, db):
+    room_id = await create_room(api, auth(), "r")
+    for template in [
         {},
-        {"room_id": 1},
+        {"room_id": "ROOM"},
         {"message": "hi"},
-        {"room_id": 1, "message": ""},
-        {"room_id": 1, "message": "   \n"},
-        {"room_id": 1, "message": "x" * 4001},
-        {"room_id": 1, "message": 5},
-        {"room_id": 1, "message": None},
-        {"room_id": 1, "message": "nul \u0000"},
+        {"room_id": "ROOM", "message": ""},
+        {"room_id": "ROOM", "message": "   \n"},
+        {"room_id": "ROOM", "message": "x" * 4001},
+        {"room_id": "ROOM", "message": 5},
+        {"room_id": "ROOM", "message": None},
+        {"room_id": "ROOM", "message": "nul \u0000"},
         {"room_id": "1", "message": "hi"},
         {"room_id": 0, "message": "hi"},
         {"room_id": True, "message": "hi"},
-    ],
-)
-async def test_send_invalid_fields(api, auth, db, body):
-    await create_room(api, auth(), "r")
-    assert await call(api, "POST", "/api/send_room_message", auth(), json=body) == (400, INVALID)
+    ]:
+        body = {key: room_id if value == "ROOM" else value for key, value in template.items()}
+        answer = await call(api, "POST", "/api/send_room_message", auth(), json=body)
+        assert answer == (400, INVALID), body
     assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 0
 
 
@@ -168,23 +165,24 @@ async def test_a_lone_surrogate_is_refused_not_a_crash(api, auth):
     assert await call(api, "POST", "/api/send_room_message", headers, data=raw) == (400, INVALID)
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
+async def test_history_invalid_query(api, auth):
+    room_id = await create_room(api, auth(), "r")
+    for template in [
         {},
         {"room_id": "x"},
         {"room_id": "0"},
         {"room_id": str(2**63)},
-        {"room_id": "1", "limit": "0"},
-        {"room_id": "1", "limit": "101"},
-        {"room_id": "1", "limit": "ten"},
-        {"room_id": "1", "before": "0"},
-        {"room_id": "1", "before": "x"},
-    ],
-)
-async def test_history_invalid_query(api, auth, params):
-    await create_room(api, auth(), "r")
-    assert await call(api, "GET", "/api/get_room_messages", auth(), params=params) == (400, INVALID)
+        {"room_id": "ROOM", "limit": "0"},
+        {"room_id": "ROOM", "limit": "101"},
+        {"room_id": "ROOM", "limit": "ten"},
+        {"room_id": "ROOM", "before": "0"},
+        {"room_id": "ROOM", "before": "x"},
+    ]:
+        params = {
+            key: str(room_id) if value == "ROOM" else value for key, value in template.items()
+        }
+        answer = await call(api, "GET", "/api/get_room_messages", auth(), params=params)
+        assert answer == (400, INVALID), params
 
 
 async def test_messages_survive_a_restart(aiohttp_client, chat_settings, auth):
