@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -114,10 +113,15 @@ DOCS_PAGE = """<!doctype html>
 
 OPENAPI_KEY = web.AppKey("openapi", dict)
 Document = dict[str, Any]
-# The gateway's hook: the document clients see, from this process's own.
-OPENAPI_EXTEND_KEY = web.AppKey(
-    "openapi_extend", Callable[[web.Application, Document], Awaitable[Document]]
-)
+
+
+class DocumentExtender(Protocol):
+    """The gateway's hook: the document clients see, from this process's own."""
+
+    async def __call__(self, app: web.Application, own: Document) -> Document: ...
+
+
+OPENAPI_EXTEND_KEY = web.AppKey("openapi_extend", DocumentExtender)
 
 
 def add_openapi_routes(app: web.Application, title: str) -> None:
