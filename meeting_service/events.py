@@ -28,6 +28,8 @@ def event_filter(viewer: Viewer) -> Callable[[dict[str, Any]], bool]:
             return True
         if kind == "room.ended":
             return True
-        return status == "joined" and kind not in HOST_ONLY
+        if kind in HOST_ONLY or event.get("previousStatus") == "waiting":
+            return False
+        return status == "joined"
 
     return allow

@@ -175,15 +175,19 @@ async def _target(conn: Connection, room_id: str, participant_id: str) -> Record
     return row
 
 
-def _participant_event(kind: str, row: Record) -> Event:
+def _participant_event(kind: str, row: Record, previous: str | None = None) -> Event:
     # Small on purpose (NOTIFY payloads are limited): expand_event fills in the rest.
-    return {
+    event: Event = {
         "type": f"participant.{kind}",
         "roomId": row["room_id"],
         "participantId": row["id"],
-        "userId": row["user_id"],
         "status": row["status"],
     }
+    if previous is not None:
+        # Tells clients (and the event filter) whether someone left the meeting
+        # or only the waiting room, which is the host's business.
+        event["previousStatus"] = previous
+    return event
 
 
 def _room_event(kind: str, room_id: str) -> Event:
@@ -446,16 +450,17 @@ async def leave_room(pool: Pool, events: Publisher, who: Identity, room_id: str)
             raise Refused(Refusal.PARTICIPANT_NOT_FOUND)
         if row["status"] not in PRESENT:
             return participant(row)
-        row = await conn.fetchrow(
+        left = await conn.fetchrow(
             """
             UPDATE participants SET status = 'left', left_at = clock_timestamp()
             WHERE id = $1 RETURNING *
             """,
             row["id"],
         )
-        assert row is not None
-        await events.publish(conn, topic=room_id, event=_participant_event("left", row))
-        return participant(row)
+        assert left is not None
+        event = _participant_event("left", left, previous=row["status"])
+        await events.publish(conn, topic=room_id, event=event)
+        return participant(left)
 
 
 async def list_participants(pool: Pool, who: Identity, room_id: str) -> list[Participant]:
@@ -532,7 +537,8 @@ async def remove_participant(
             participant_id,
         )
         assert removed is not None
-        await events.publish(conn, topic=room_id, event=_participant_event("removed", removed))
+        event = _participant_event("removed", removed, previous=row["status"])
+        await events.publish(conn, topic=room_id, event=event)
 
 
 async def viewer(pool: Pool, who: Identity, room_id: str) -> Viewer:
@@ -637,7 +643,10 @@ async def expand_event(pool: Pool, event: Event) -> Event | None:
             # The status as of the event, not as of now: a quick join-then-leave
             # must still be told as joined, then left.
             shown = participant(row, status=event.get("status"))
-            return {"type": kind, "roomId": room_id, "participant": _json(shown)}
+            full: Event = {"type": kind, "roomId": room_id, "participant": _json(shown)}
+            if "previousStatus" in event:
+                full["previousStatus"] = event["previousStatus"]
+            return full
         if kind.startswith("room."):
             row = await conn.fetchrow("SELECT * FROM rooms WHERE id = $1", room_id)
             if row is None:

@@ -81,6 +81,7 @@ async def test_room_events_in_order(api, make_token):
         left = await next_event(ws)
         assert left["type"] == "participant.left"
         assert left["participant"] == {**bob_p, "status": "left"}
+        assert left["previousStatus"] == "joined"
         response = await api.post(f"/rooms/{room['id']}/end", headers=bearer(alice))
         ended = await response.json()
         assert await next_event(ws) == {"type": "room.ended", "roomId": room["id"], "room": ended}
@@ -170,3 +171,30 @@ async def test_websocket_refuses_those_not_in_the_room(api, make_token):
     response = await api.get("/rooms/cnosuchroom/ws", headers=bearer(mallory))
     assert response.status == 404
     assert await response.json() == {"error": "Room not found"}
+
+
+async def test_leaving_the_waiting_room_is_told_only_to_the_host(api, make_token):
+    alice, bob, carol = make_token("alice"), make_token("bob"), make_token("carol")
+    room = await create_room(api, alice)
+    url = f"/rooms/{room['id']}/ws"
+    async with api.ws_connect(url, headers=bearer(alice)) as host_ws:
+        await join(api, bob, room["code"])
+        assert (await next_event(host_ws))["type"] == "participant.joined"
+        async with api.ws_connect(url, headers=bearer(bob)) as bob_ws:
+            await api.patch(
+                f"/rooms/{room['id']}/settings", json={"waitingRoom": True}, headers=bearer(alice)
+            )
+            assert (await next_event(host_ws))["type"] == "room.settings_updated"
+            assert (await next_event(bob_ws))["type"] == "room.settings_updated"
+            carol_p = (await join(api, carol, room["code"]))["participant"]
+            await api.post(f"/rooms/{room['id']}/leave", headers=bearer(carol))
+            assert (await next_event(host_ws))["type"] == "participant.waiting"
+            assert await next_event(host_ws) == {
+                "type": "participant.left",
+                "roomId": room["id"],
+                "participant": {**carol_p, "status": "left"},
+                "previousStatus": "waiting",
+            }
+            await api.post(f"/rooms/{room['id']}/end", headers=bearer(alice))
+            # Bob heard neither Carol's knock nor her going: next is the end.
+            assert (await next_event(bob_ws))["type"] == "room.ended"
