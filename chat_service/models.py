@@ -114,7 +114,9 @@ class CreateRoomRequest(Body):
 
 class JoinRoomRequest(Body):
     name: RoomName = Field(description="The room's name (trimmed, case-insensitive)")
-    password: StrictStr | None = Field(default=None, description="Required for private rooms")
+    password: Annotated[StrictStr, AfterValidator(storable)] | None = Field(
+        default=None, description="Required for private rooms"
+    )
 
 
 class RoomIdRequest(Body):

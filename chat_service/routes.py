@@ -42,12 +42,6 @@ from shared.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
 from shared.realtime import REALTIME_KEY
 
 SETTINGS_KEY = web.AppKey("settings", ChatSettings)
-
-
-def events_of(request: web.Request) -> RoomEvents:
-    return RoomEvents(request.app[REALTIME_KEY])
-
-
 routes = web.RouteTableDef()
 
 TAGS = ("chat",)
@@ -67,6 +61,24 @@ def quota_message(limit: int) -> str:
         f"maximum number of public rooms reached ({limit}). Please create a private room"
         " to continue the conversation with the people you would like to"
     )
+
+
+def events_of(request: web.Request) -> RoomEvents:
+    return RoomEvents(request.app[REALTIME_KEY])
+
+
+async def check_password(room: store.RoomForJoin, password: str | None) -> None:
+    """Members come back freely; anyone else needs a private room's password."""
+    if not room.is_private or room.is_member:
+        return
+    if not password:
+        raise ApiError(403, "password required")
+    assert room.password_hash is not None
+    # bcrypt refuses over 72 bytes, and no room was created with such a password.
+    if len(password.encode()) > MAX_PASSWORD_BYTES or not await verify_password(
+        password, room.password_hash
+    ):
+        raise ApiError(403, "wrong password")
 
 
 @web.middleware
@@ -150,17 +162,7 @@ async def join_room(request: web.Request) -> web.Response:
     username = username_of(request)
     pool = request.app[POOL_KEY]
     room = await store.room_for_join(pool, body.name, username)
-    if room is None:
-        raise ApiError(404, ROOM_NOT_FOUND)
-    if room.is_private and not room.is_member:
-        if not body.password:
-            raise ApiError(403, "password required")
-        assert room.password_hash is not None
-        # bcrypt refuses over 72 bytes, and no room was created with such a password.
-        if len(body.password.encode()) > MAX_PASSWORD_BYTES or not await verify_password(
-            body.password, room.password_hash
-        ):
-            raise ApiError(403, "wrong password")
+    await check_password(room, body.password)
     await store.add_member(pool, room.room_id, username)
     return json_model(
         RoomJoined(

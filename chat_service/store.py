@@ -137,7 +137,7 @@ async def user_rooms(
     return rooms, ((rooms[-1].joined_at, rooms[-1].room_id) if more else None)
 
 
-async def room_for_join(pool: asyncpg.Pool, name: str, username: str) -> RoomForJoin | None:
+async def room_for_join(pool: asyncpg.Pool, name: str, username: str) -> RoomForJoin:
     row = await pool.fetchrow(
         "SELECT r.id AS room_id, r.name, r.is_private, r.password_hash,"
         " EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.username = $2)"
@@ -146,7 +146,9 @@ async def room_for_join(pool: asyncpg.Pool, name: str, username: str) -> RoomFor
         name,
         username,
     )
-    return RoomForJoin(**dict(row)) if row is not None else None
+    if row is None:
+        raise RoomNotFound
+    return RoomForJoin(**dict(row))
 
 
 async def add_member(pool: asyncpg.Pool, room_id: int, username: str) -> None:

@@ -292,3 +292,16 @@ async def test_every_route_needs_a_user_token(api, make_token):
         for headers in (None, {"Authorization": "Bearer nope"}, {"Authorization": guest}):
             answer = await call(api, method, path, headers, json={"room_id": 1})
             assert answer == (401, UNAUTHORIZED), (method, path, headers)
+
+
+async def test_unencodable_text_is_refused_not_a_crash(api, auth, db):
+    await create_room(api, auth(), "Secret", password="pw")
+    headers = {**auth("bob"), "Content-Type": "application/json"}
+    for path, raw in (
+        ("/api/create_room", b'{"room_name": "\\ud800"}'),
+        ("/api/create_room", b'{"room_name": "x", "is_private": 1, "password": "\\udfff"}'),
+        ("/api/join_room", b'{"name": "\\ud800"}'),
+        ("/api/join_room", b'{"name": "Secret", "password": "\\ud800"}'),
+    ):
+        assert await call(api, "POST", path, headers, data=raw) == (400, INVALID), raw
+    assert await db.fetchval("SELECT count(*) FROM chat.room_members") == 1
