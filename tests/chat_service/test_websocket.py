@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from chat_service.app import create_app
 from tests.chat_service.helpers import (
     NOT_FOUND,
     NOT_IN_ROOM,
@@ -116,3 +117,20 @@ async def test_another_members_leaving_does_not_end_the_stream(api, auth):
         status, sent = await send(api, auth("alice"), room_id, "still listening")
         assert status == 201
         assert (await ws.receive_json(timeout=TIMEOUT_S))["message_id"] == sent["message_id"]
+
+
+async def test_a_message_sent_through_one_replica_reaches_listeners_of_another(
+    aiohttp_client, chat_settings, auth
+):
+    first = await aiohttp_client(create_app(chat_settings))
+    second = await aiohttp_client(create_app(chat_settings))
+    room_id = await create_room(first, auth("alice"), "General")
+    await join(second, auth("bob"), "General")
+    async with first.ws_connect(f"/api/rooms/{room_id}/ws", headers=auth("alice")) as ws:
+        status, sent = await send(second, auth("bob"), room_id, "across replicas")
+        assert status == 201
+        received = await ws.receive_json(timeout=TIMEOUT_S)
+        assert (received["message_id"], received["message"]) == (
+            sent["message_id"],
+            "across replicas",
+        )
