@@ -155,6 +155,7 @@ async def test_room_name_must_be_a_string(api, auth, db):
     [
         ({"room_name": "General"}, {"room_name": "General"}),
         ({"room_name": "General"}, {"room_name": "  gENERAL "}),
+        ({"room_name": "Café Ωmega"}, {"room_name": "CAFÉ ωMEGA"}),
         ({"room_name": "General"}, {"room_name": "general", "is_private": 1, "password": "p"}),
         ({"room_name": "Secret", "is_private": 1, "password": "p"}, {"room_name": "SECRET"}),
         (
