@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from meeting_service.store import Viewer
+from meeting_service.participants_store import Viewer
 
 # Who knocks and who is turned away is the host's business.
 HOST_ONLY = frozenset({"participant.waiting", "participant.denied"})

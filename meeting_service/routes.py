@@ -7,7 +7,7 @@ from datetime import datetime
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from meeting_service import store
+from meeting_service import messages_store, participants_store, store
 from meeting_service.events import event_filter
 from meeting_service.models import (
     CreateRoomBody,
@@ -140,7 +140,7 @@ async def room_by_code(request: web.Request) -> web.Response:
 )
 async def join_room(request: web.Request) -> web.Response:
     code = normalise_code(request.match_info["code"])
-    joined, room = await store.join_room(
+    joined, room = await participants_store.join_room(
         request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), code
     )
     return json_model(JoinResult(participant=joined, room=room))
@@ -198,7 +198,7 @@ async def end_room(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def leave_room(request: web.Request) -> web.Response:
-    left = await store.leave_room(
+    left = await participants_store.leave_room(
         request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), _room_id(request)
     )
     return json_model(left)
@@ -211,14 +211,14 @@ async def leave_room(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def list_participants(request: web.Request) -> web.Response:
-    found = await store.list_participants(
+    found = await participants_store.list_participants(
         request.app[POOL_KEY], identity_of(request), _room_id(request)
     )
     return json_model(ParticipantList(participants=found))
 
 
 async def _decide(request: web.Request, *, admit: bool) -> web.Response:
-    decided = await store.decide_waiting(
+    decided = await participants_store.decide_waiting(
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
         identity_of(request),
@@ -256,7 +256,7 @@ async def deny_participant(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def remove_participant(request: web.Request) -> web.Response:
-    await store.remove_participant(
+    await participants_store.remove_participant(
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
         identity_of(request),
@@ -278,7 +278,7 @@ async def remove_participant(request: web.Request) -> web.Response:
 )
 async def list_messages(request: web.Request) -> web.Response:
     query = validate_query(MessagesQuery, request)
-    messages, next_before = await store.list_messages(
+    messages, next_before = await messages_store.list_messages(
         request.app[POOL_KEY], identity_of(request), _room_id(request), query.limit, query.before
     )
     return json_model(MessagePage(messages=messages, next_before=next_before))
@@ -293,7 +293,7 @@ async def list_messages(request: web.Request) -> web.Response:
 )
 async def send_message(request: web.Request) -> web.Response:
     body = validate(SendMessageBody, await read_json_object(request))
-    sent = await store.send_message(
+    sent = await messages_store.send_message(
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
         identity_of(request),
@@ -312,7 +312,7 @@ async def send_message(request: web.Request) -> web.Response:
 )
 async def room_events(request: web.Request) -> web.StreamResponse:
     room_id = _room_id(request)
-    watcher = await store.viewer(request.app[POOL_KEY], identity_of(request), room_id)
+    watcher = await participants_store.viewer(request.app[POOL_KEY], identity_of(request), room_id)
     return await serve_websocket(
         request, request.app[REALTIME_KEY], topic=room_id, allow=event_filter(watcher)
     )

@@ -1,0 +1,204 @@
+"""Participants: joining by code, the waiting room, leaving, removal, who may watch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meeting_service.models import Participant, ParticipantStatus, RoomDetail
+from meeting_service.refusals import Refusal, Refused
+from meeting_service.store import (
+    PRESENT,
+    Pool,
+    Publisher,
+    joined_count,
+    locked_room,
+    membership,
+    participant,
+    participant_event,
+    require_inside,
+    room_detail,
+    room_row,
+    target_participant,
+)
+from shared.auth import Identity
+from shared.ids import new_id
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking at a room's live events, as of connecting."""
+
+    user_id: str
+    is_host: bool
+    status: ParticipantStatus
+
+
+async def join_room(
+    pool: Pool, events: Publisher, who: Identity, code: str
+) -> tuple[Participant, RoomDetail]:
+    async with pool.acquire() as conn, conn.transaction():
+        room = await conn.fetchrow("SELECT * FROM rooms WHERE code = $1 FOR UPDATE", code)
+        if room is None:
+            raise Refused(Refusal.ROOM_NOT_FOUND)
+        if not room["is_active"]:
+            raise Refused(Refusal.ROOM_INACTIVE)
+        current = await membership(conn, room["id"], who.user_id)
+        if current is not None and current["status"] in PRESENT:
+            return participant(current), room_detail(room)
+        if current is not None and current["status"] == "removed":
+            raise Refused(Refusal.REMOVED)
+        is_host = room["host_id"] == who.user_id
+        if who.is_guest and not room["allow_guest_access"]:
+            raise Refused(Refusal.GUESTS_NOT_ALLOWED)
+        if room["is_locked"] and not is_host:
+            raise Refused(Refusal.ROOM_LOCKED)
+        status: ParticipantStatus
+        if room["waiting_room"] and not is_host:
+            status = "waiting"  # capacity is checked when the host admits
+        else:
+            if await joined_count(conn, room["id"]) >= room["max_participants"]:
+                raise Refused(Refusal.ROOM_FULL)
+            status = "joined"
+        row = await conn.fetchrow(
+            """
+            INSERT INTO participants (id, room_id, user_id, display_name, avatar_url,
+                                      is_host, is_guest, status, ever_joined, joined_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8 = 'joined', clock_timestamp())
+            ON CONFLICT (room_id, user_id) DO UPDATE SET
+                display_name = EXCLUDED.display_name,
+                avatar_url = EXCLUDED.avatar_url,
+                status = EXCLUDED.status,
+                ever_joined = participants.ever_joined OR EXCLUDED.ever_joined,
+                joined_at = EXCLUDED.joined_at,
+                left_at = NULL
+            RETURNING *
+            """,
+            new_id(),
+            room["id"],
+            who.user_id,
+            who.display_name,
+            who.avatar_url,
+            is_host,
+            who.is_guest,
+            status,
+        )
+        assert row is not None
+        await events.publish(conn, topic=room["id"], event=participant_event(status, row))
+        return participant(row), room_detail(room)
+
+
+async def leave_room(pool: Pool, events: Publisher, who: Identity, room_id: str) -> Participant:
+    """Leaving twice answers the same participant again."""
+    async with pool.acquire() as conn, conn.transaction():
+        await room_row(conn, room_id)
+        row = await conn.fetchrow(
+            "SELECT * FROM participants WHERE room_id = $1 AND user_id = $2 FOR UPDATE",
+            room_id,
+            who.user_id,
+        )
+        if row is None:
+            raise Refused(Refusal.PARTICIPANT_NOT_FOUND)
+        if row["status"] not in PRESENT:
+            return participant(row)
+        left = await conn.fetchrow(
+            """
+            UPDATE participants SET status = 'left', left_at = clock_timestamp()
+            WHERE id = $1 RETURNING *
+            """,
+            row["id"],
+        )
+        assert left is not None
+        event = participant_event("left", left, previous=row["status"])
+        await events.publish(conn, topic=room_id, event=event)
+        return participant(left)
+
+
+async def list_participants(pool: Pool, who: Identity, room_id: str) -> list[Participant]:
+    async with pool.acquire() as conn:
+        room = await room_row(conn, room_id)
+        await require_inside(conn, room, who)
+        visible = list(PRESENT) if room["host_id"] == who.user_id else ["joined"]
+        rows = await conn.fetch(
+            """
+            SELECT * FROM participants
+            WHERE room_id = $1 AND status = ANY($2::text[])
+            ORDER BY is_host DESC, joined_at, id
+            """,
+            room_id,
+            visible,
+        )
+    return [participant(row) for row in rows]
+
+
+async def decide_waiting(
+    pool: Pool, events: Publisher, who: Identity, room_id: str, participant_id: str, *, admit: bool
+) -> Participant:
+    """Admit or deny someone in the waiting room; deciding the same way twice is harmless."""
+    async with pool.acquire() as conn, conn.transaction():
+        room = await locked_room(conn, room_id)
+        if room["host_id"] != who.user_id:
+            raise Refused(Refusal.NOT_HOST_ADMIT if admit else Refusal.NOT_HOST_DENY)
+        row = await target_participant(conn, room_id, participant_id)
+        if not room["is_active"]:
+            raise Refused(Refusal.ROOM_INACTIVE)
+        outcome: ParticipantStatus = "joined" if admit else "denied"
+        if row["status"] == outcome:
+            return participant(row)
+        if row["status"] != "waiting":
+            raise Refused(Refusal.NOT_WAITING)
+        if admit and await joined_count(conn, room_id) >= room["max_participants"]:
+            raise Refused(Refusal.ROOM_FULL)
+        updated = await conn.fetchrow(
+            """
+            UPDATE participants SET
+                status = $2,
+                ever_joined = ever_joined OR $2 = 'joined',
+                joined_at = CASE WHEN $2 = 'joined' THEN clock_timestamp() ELSE joined_at END,
+                left_at = CASE WHEN $2 = 'joined' THEN NULL ELSE clock_timestamp() END
+            WHERE id = $1 RETURNING *
+            """,
+            participant_id,
+            outcome,
+        )
+        assert updated is not None
+        kind = "admitted" if admit else "denied"
+        await events.publish(conn, topic=room_id, event=participant_event(kind, updated))
+        return participant(updated)
+
+
+async def remove_participant(
+    pool: Pool, events: Publisher, who: Identity, room_id: str, participant_id: str
+) -> None:
+    """A removed person stays out: joining again by code is refused."""
+    async with pool.acquire() as conn, conn.transaction():
+        room = await locked_room(conn, room_id)
+        if room["host_id"] != who.user_id:
+            raise Refused(Refusal.NOT_HOST_REMOVE)
+        row = await target_participant(conn, room_id, participant_id)
+        if row["is_host"]:
+            raise Refused(Refusal.HOST_NOT_REMOVABLE)
+        if row["status"] == "removed":
+            return
+        removed = await conn.fetchrow(
+            """
+            UPDATE participants SET status = 'removed', left_at = clock_timestamp()
+            WHERE id = $1 RETURNING *
+            """,
+            participant_id,
+        )
+        assert removed is not None
+        event = participant_event("removed", removed, previous=row["status"])
+        await events.publish(conn, topic=room_id, event=event)
+
+
+async def viewer(pool: Pool, who: Identity, room_id: str) -> Viewer:
+    """Who may watch the room live: the host, joined participants, and those waiting
+    (they need to hear that they were admitted or denied)."""
+    async with pool.acquire() as conn:
+        room = await room_row(conn, room_id)
+        row = await membership(conn, room_id, who.user_id)
+    if room["host_id"] == who.user_id:
+        return Viewer(who.user_id, True, "joined")
+    if row is None or row["status"] not in PRESENT:
+        raise Refused(Refusal.NOT_IN_ROOM)
+    return Viewer(who.user_id, False, row["status"])
