@@ -12,13 +12,16 @@ from meeting_service.store import (
     message,
     require_inside,
     room_row,
+    shared_room,
 )
 from shared.auth import Identity
 from shared.ids import new_id
 
 
-async def _chat_room(conn: Connection, who: Identity, room_id: str) -> tuple[Record, Record]:
-    room = await room_row(conn, room_id)
+async def _chat_room(
+    conn: Connection, who: Identity, room_id: str, *, writing: bool = False
+) -> tuple[Record, Record]:
+    room = await (shared_room if writing else room_row)(conn, room_id)
     member = await require_inside(conn, room, who)
     if not room["allow_chat"]:
         raise Refused(Refusal.CHAT_DISABLED)
@@ -30,7 +33,7 @@ async def send_message(
     pool: Pool, events: Publisher, who: Identity, room_id: str, content: str
 ) -> Message:
     async with pool.acquire() as conn, conn.transaction():
-        room, member = await _chat_room(conn, who, room_id)
+        room, member = await _chat_room(conn, who, room_id, writing=True)
         if not room["is_active"]:
             raise Refused(Refusal.ROOM_INACTIVE)
         row = await conn.fetchrow(

@@ -127,6 +127,16 @@ async def room_row(conn: Connection, room_id: str) -> Record:
     return row
 
 
+async def shared_room(conn: Connection, room_id: str) -> Record:
+    """The room's row, share-locked until commit: writers that only depend on the
+    room staying as read (a chat message) run side by side, but not while the
+    room ends or someone is removed."""
+    row = await conn.fetchrow("SELECT * FROM rooms WHERE id = $1 FOR SHARE", room_id)
+    if row is None:
+        raise Refused(Refusal.ROOM_NOT_FOUND)
+    return row
+
+
 async def joined_count(conn: Connection, room_id: str) -> int:
     count = await conn.fetchval(
         "SELECT count(*) FROM participants WHERE room_id = $1 AND status = 'joined'", room_id
