@@ -30,8 +30,16 @@ def checked(model: type[M], data: Any) -> M:
         raise ApiError(400, INVALID_FIELDS) from None
 
 
+async def json_object_of(request: web.Request) -> dict[str, Any]:
+    try:
+        return await read_json_object(request, invalid=INVALID_FIELDS)
+    except RecursionError:
+        # Deeply nested JSON exhausts the decoder's recursion; shared.bodies lets it through.
+        raise ApiError(400, INVALID_FIELDS) from None
+
+
 async def body_of(request: web.Request, model: type[M]) -> M:
-    return checked(model, await read_json_object(request, invalid=INVALID_FIELDS))
+    return checked(model, await json_object_of(request))
 
 
 def query_of(request: web.Request, model: type[M]) -> M:
@@ -43,7 +51,7 @@ def room_id_of(request: web.Request) -> int:
 
 
 async def create_room_body(request: web.Request) -> CreateRoomRequest:
-    data = await read_json_object(request, invalid=INVALID_FIELDS)
+    data = await json_object_of(request)
     name: Any = data.get("room_name")
     # The document's own message for a room_name of the wrong type; a null one is missing.
     if name is not None and not isinstance(name, str):
@@ -68,7 +76,10 @@ def user_rooms_cursor(position: tuple[datetime, int] | None) -> str | None:
 def user_rooms_position(cursor: str | None) -> tuple[datetime, int] | None:
     if cursor is None:
         return None
-    joined_at, room_id = decode_cursor(cursor, 2, message=INVALID_FIELDS)
+    try:
+        joined_at, room_id = decode_cursor(cursor, 2, message=INVALID_FIELDS)
+    except RecursionError:
+        raise ApiError(400, INVALID_FIELDS) from None  # as in json_object_of
     try:
         when = datetime.fromisoformat(joined_at)
     except (TypeError, ValueError):

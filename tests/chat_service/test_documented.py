@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from tests.chat_service.helpers import call, create_room
 
 CHAT_PATHS = {
@@ -54,3 +56,16 @@ async def test_a_body_over_a_mebibyte_is_refused(api, auth):
 async def test_every_answer_carries_a_request_id(api, auth):
     async with api.post("/api/create_room", headers={**auth(), "X-Request-ID": "abc-123"}) as r:
         assert (r.status, r.headers["X-Request-ID"]) == (400, "abc-123")
+
+
+async def test_deeply_nested_json_is_a_400_not_a_crash(api, auth):
+    headers = {**auth(), "Content-Type": "application/json"}
+    for path in ("/api/create_room", "/api/join_room", "/api/send_room_message"):
+        for raw in (b"[" * 100_000, b'{"room_name": ' * 50_000):
+            assert await call(api, "POST", path, headers, data=raw) == (
+                400,
+                {"error": "invalid fields received"},
+            ), path
+    cursor = base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=")
+    answer = await call(api, "GET", "/api/user_rooms", auth(), params={"cursor": cursor})
+    assert answer == (400, {"error": "invalid fields received"})
