@@ -3,6 +3,7 @@ and a signing key with which tests mint tokens the way the gateway does."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -27,6 +28,16 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
 
 
+async def _without_durability(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            await conn.execute(f"ALTER SYSTEM SET {setting} = off")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def embedded_postgres() -> Iterator[EmbeddedPostgres | None]:
     if os.environ.get("DATABASE_URL"):
@@ -34,7 +45,9 @@ def embedded_postgres() -> Iterator[EmbeddedPostgres | None]:
         return
     with tempfile.TemporaryDirectory(prefix="rooms-test-pg-") as tmp:
         server = EmbeddedPostgres(Path(tmp) / "pg")
-        server.start()
+        dsn = server.start()
+        # Test data is thrown away: durability only costs time here.
+        asyncio.run(_without_durability(dsn))
         try:
             yield server
         finally:
