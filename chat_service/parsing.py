@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -80,10 +80,14 @@ def user_rooms_position(cursor: str | None) -> tuple[datetime, int] | None:
         joined_at, room_id = decode_cursor(cursor, 2, message=INVALID_FIELDS)
     except RecursionError:
         raise ApiError(400, INVALID_FIELDS) from None  # as in json_object_of
+    if not isinstance(joined_at, str) or type(room_id) is not int or not 0 < room_id < 2**63:
+        raise ApiError(400, INVALID_FIELDS)
     try:
         when = datetime.fromisoformat(joined_at)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            raise ValueError("a cursor's time has a zone")
+        # In UTC now: an offset could carry year 1 or 9999 out of range in the driver.
+        when = when.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ApiError(400, INVALID_FIELDS) from None
-    if when.tzinfo is None or type(room_id) is not int or not 0 < room_id < 2**63:
-        raise ApiError(400, INVALID_FIELDS)
     return when, room_id

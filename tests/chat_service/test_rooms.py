@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from shared.cursors import encode_cursor
 from tests.chat_service.helpers import (
     INVALID,
     NOT_FOUND,
@@ -258,6 +259,26 @@ async def test_user_rooms_pages_newest_joined_first(api, auth):
         200,
         {"rooms": [], "next_cursor": None},
     )
+
+
+ODD_CURSORS = [
+    ["0001-01-01T00:00:00+14:00", 1],
+    ["9999-12-31T23:59:59-14:00", 1],
+    ["2026-01-01T00:00:00", 1],
+    ["2026-01-01T00:00:00Z", 1.0],
+    ["2026-01-01T00:00:00Z", 0],
+    ["2026-01-01T00:00:00Z", True],
+    [None, 1],
+    [1, 1],
+    ["yesterday", 1],
+]
+
+
+async def test_user_rooms_refuses_cursors_it_did_not_write(api, auth):
+    for position in ODD_CURSORS:
+        params = {"cursor": encode_cursor(*position)}
+        answer = await call(api, "GET", "/api/user_rooms", auth(), params=params)
+        assert answer == (400, INVALID), position
 
 
 async def test_user_rooms_invalid_query(api, auth):
