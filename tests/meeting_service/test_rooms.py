@@ -282,3 +282,45 @@ async def test_only_the_host_ends_the_room(api, make_token):
     missing = await api.post("/rooms/cnosuchroom/end", headers=bearer(bob))
     assert missing.status == 404
     assert await missing.json() == NOT_FOUND
+
+
+ODD_CURSORS = [
+    ["0001-01-01T00:00:00+14:00", "cabc"],
+    ["9999-12-31T23:59:59-14:00", "cabc"],
+    ["2026-01-01T00:00:00", "cabc"],
+    ["2026-01-01T00:00:00Z", 1],
+    ["2026-01-01T00:00:00Z", None],
+    [None, "cabc"],
+    [1, "cabc"],
+    ["yesterday", "cabc"],
+]
+
+
+@pytest.mark.parametrize("position", ODD_CURSORS)
+async def test_my_rooms_refuses_cursors_it_did_not_write(api, make_token, position):
+    from shared.cursors import encode_cursor
+
+    params = {"cursor": encode_cursor(*position)}
+    response = await api.get("/rooms", params=params, headers=bearer(make_token()))
+    assert response.status == 400
+    assert await response.json() == {"error": "invalid cursor"}
+
+
+async def test_deeply_nested_input_is_a_400(api, make_token):
+    import base64
+
+    token = make_token()
+    nested = "[" * 100_000 + "]" * 100_000
+    headers = {**bearer(token), "Content-Type": "application/json"}
+    response = await api.post("/rooms", data=nested, headers=headers)
+    assert response.status == 400
+    assert await response.json() == {"error": "request body must be a JSON object"}
+    room = await create_room(api, token)
+    response = await api.patch(f"/rooms/{room['id']}/settings", data=nested, headers=headers)
+    assert response.status == 400
+    # Deep enough to exhaust the parser's recursion, short enough for a URL.
+    shallower = "[" * 2_000 + "]" * 2_000
+    cursor = base64.urlsafe_b64encode(shallower.encode()).decode().rstrip("=")
+    response = await api.get("/rooms", params={"cursor": cursor}, headers=bearer(token))
+    assert response.status == 400
+    assert await response.json() == {"error": "invalid cursor"}
