@@ -16,23 +16,12 @@ from pydantic import (
 )
 
 from shared.passwords import MAX_PASSWORD_BYTES
+from shared.text import storable
 from shared.timefmt import Timestamp
 
 MAX_ROOM_NAME = 100
 MAX_MESSAGE = 4000
 MAX_BIGINT = 2**63 - 1
-
-
-def storable(value: str) -> str:
-    """Postgres text holds neither NUL nor lone surrogates; refuse them here, as a 400,
-    rather than let the driver fail on them as a 500."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode") from None
-    return value
 
 
 def within_password_limit(value: str) -> str:

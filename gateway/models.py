@@ -10,12 +10,14 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.passwords import MAX_PASSWORD_BYTES
+from shared.text import StorableStr, storable
 from shared.timefmt import Timestamp
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _password(value: str) -> str:
+    storable(value)
     if not 8 <= len(value.encode()) <= MAX_PASSWORD_BYTES:
         raise ValueError(f"must be 8 to {MAX_PASSWORD_BYTES} bytes")
     return value
@@ -37,11 +39,15 @@ def _http_url(value: str) -> str:
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
 Password = Annotated[str, AfterValidator(_password)]
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)
+    StorableStr, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)
 ]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+DisplayName = Annotated[
+    StorableStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
+]
 AvatarUrl = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_http_url)
+    StorableStr,
+    StringConstraints(strip_whitespace=True, max_length=2048),
+    AfterValidator(_http_url),
 ]
 
 
@@ -58,9 +64,9 @@ class RegisterIn(Strict):
 
 
 class LoginIn(Strict):
-    username: str | None = Field(default=None, max_length=254)
-    email: str | None = Field(default=None, max_length=254)
-    password: str = Field(max_length=1024)
+    username: StorableStr | None = Field(default=None, max_length=254)
+    email: StorableStr | None = Field(default=None, max_length=254)
+    password: StorableStr = Field(max_length=1024)
 
 
 class RefreshIn(Strict):

@@ -25,7 +25,8 @@ async def read_json_object(request: web.Request, *, invalid: str = INVALID_BODY)
         return {}
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deep enough to exhaust the decoder, e.g. b"[" * 100_000.
         raise ApiError(400, invalid) from None
     if not isinstance(data, dict):
         raise ApiError(400, invalid)

@@ -22,7 +22,7 @@ def decode_cursor(cursor: str, arity: int, *, message: str = INVALID_CURSOR) -> 
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         position = json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, RecursionError):
         raise ApiError(400, message) from None
     if not isinstance(position, list) or len(position) != arity:
         raise ApiError(400, message)

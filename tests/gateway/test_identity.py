@@ -380,3 +380,41 @@ async def test_passwords_never_appear_in_responses_or_logs(gateway, caplog):
     logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
     assert secret not in logged
     assert caplog.records  # the requests were logged, just not the password
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "field"),
+    [
+        (
+            "/auth/register",
+            b'{"username": "alice", "password": "12345678", "displayName": "a\\u0000b"}',
+            "displayName",
+        ),
+        (
+            "/auth/register",
+            b'{"username": "alice", "password": "12345678", "email": "a\\u0000@b.co"}',
+            "email",
+        ),
+        ("/auth/register", b'{"username": "alice", "password": "1234\\u00005678"}', "password"),
+        (
+            "/auth/register",
+            b'{"username": "alice", "password": "12345678", "displayName": "\\ud800"}',
+            "displayName",
+        ),
+        ("/auth/login", b'{"username": "al\\u0000ice", "password": "12345678"}', "username"),
+        ("/auth/guest", b'{"displayName": "x\\u0000"}', "displayName"),
+    ],
+)
+async def test_text_postgres_cannot_store_is_a_400_naming_the_field(gateway, db, path, raw, field):
+    r = await gateway.post(path, data=raw, headers={"Content-Type": "application/json"})
+    assert r.status == 400
+    assert [d["field"] for d in (await r.json())["details"]] == [field]
+    assert await db.fetchval("SELECT count(*) FROM gateway.users") == 0
+
+
+async def test_deeply_nested_json_is_a_400_not_a_500(gateway):
+    r = await gateway.post(
+        "/auth/register", data=b"[" * 100_000, headers={"Content-Type": "application/json"}
+    )
+    assert r.status == 400
+    assert await r.json() == {"error": "request body must be a JSON object"}
