@@ -6,17 +6,15 @@ stream of a listener who leaves, or whose room is deleted, ends right there."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 import asyncpg
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from chat_service import store
 from chat_service.models import ChatMessage
 from shared.db import Conn
-from shared.realtime import Broadcaster, Event
+from shared.realtime import Broadcaster, Event, serve_websocket
 
 CHANNEL = "chat_events"
 
@@ -57,7 +55,7 @@ async def expand_event(pool: asyncpg.Pool, event: Event) -> Event | None:
 # Application close codes (4000-4999): the HTTP status the same request would get now.
 CLOSE_NOT_IN_ROOM = 4403
 CLOSE_ROOM_GONE = 4404
-CLOSE_REASONS = {CLOSE_NOT_IN_ROOM: b"you are not in this room", CLOSE_ROOM_GONE: b"room not found"}
+CLOSE_REASONS = {CLOSE_NOT_IN_ROOM: "you are not in this room", CLOSE_ROOM_GONE: "room not found"}
 
 
 def verdict(event: Event, username: str) -> int | None:
@@ -72,31 +70,17 @@ def verdict(event: Event, username: str) -> int | None:
 async def serve_room(
     request: web.Request, broadcaster: Broadcaster, room_id: int, username: str
 ) -> web.WebSocketResponse:
-    """shared.realtime.serve_websocket, but the stream ends, with a close code, when its
-    user leaves the room or the room is deleted: a listener hears only what a member may."""
-    ws = web.WebSocketResponse(heartbeat=30)
-    with broadcaster.subscribe(topic_of(room_id)) as subscription:
-        # Subscribed before the handshake completes, so nothing after it can be missed.
-        await ws.prepare(request)
+    """The room's messages; the stream ends, with a close code, when its user leaves
+    the room or the room is deleted: a listener hears only what a member may."""
 
-        async def pump() -> None:
-            async for event in subscription:
-                if "message_id" in event:
-                    await ws.send_json(event)
-                    continue
-                code = verdict(event, username)
-                if code is not None:
-                    await ws.close(code=code, message=CLOSE_REASONS[code])
-                    return
-            await ws.close(message=b"too slow")
+    def close_on(event: Event) -> tuple[int, str] | None:
+        code = verdict(event, username)
+        return (code, CLOSE_REASONS[code]) if code is not None else None
 
-        sender = asyncio.create_task(pump())
-        try:
-            async for message in ws:
-                if message.type == WSMsgType.ERROR:
-                    break
-        finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await sender
-    return ws
+    return await serve_websocket(
+        request,
+        broadcaster,
+        topic_of(room_id),
+        allow=lambda event: "message_id" in event,
+        close_on=close_on,
+    )

@@ -211,15 +211,20 @@ async def _splice(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSock
         source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
         sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
     ) -> None:
-        async for message in source:
+        # receive(), not `async for`: iteration stops before the CLOSE frame,
+        # whose code and reason the other side should get unchanged.
+        while True:
+            message = await source.receive()
             if message.type == WSMsgType.TEXT:
                 await sink.send_str(message.data)
             elif message.type == WSMsgType.BINARY:
                 await sink.send_bytes(message.data)
-            elif message.type == WSMsgType.CLOSE or message.type == WSMsgType.ERROR:
+            else:
                 break
-        code = source.close_code or aiohttp.WSCloseCode.OK
-        await sink.close(code=code)
+        if message.type == WSMsgType.CLOSE:
+            await sink.close(code=message.data, message=(message.extra or "").encode())
+        else:
+            await sink.close(code=source.close_code or aiohttp.WSCloseCode.OK)
 
     tasks = [
         asyncio.create_task(pump(client, upstream)),

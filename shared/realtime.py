@@ -178,9 +178,13 @@ async def serve_websocket(
     broadcaster: Broadcaster,
     topic: str,
     allow: Callable[[Event], bool] | None = None,
+    close_on: Callable[[Event], tuple[int, str] | None] | None = None,
 ) -> web.WebSocketResponse:
     """Stream `topic`'s events to one WebSocket client until either side closes.
-    Clients send nothing we act on; reading handles their pings and close."""
+
+    `allow` filters what this client may see; `close_on` ends its stream at an
+    event (say, its user left the room) with a close code and reason. Clients
+    send nothing we act on; reading handles their pings and close."""
     ws = web.WebSocketResponse(heartbeat=30)
     # Subscribed before the handshake completes, so nothing sent after the
     # client sees the upgrade can be missed.
@@ -189,6 +193,10 @@ async def serve_websocket(
 
         async def pump() -> None:
             async for event in subscription:
+                ending = close_on(event) if close_on is not None else None
+                if ending is not None:
+                    await ws.close(code=ending[0], message=ending[1].encode())
+                    return
                 if allow is None or allow(event):
                     await ws.send_json(event)
             await ws.close(message=b"too slow")

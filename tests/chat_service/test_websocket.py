@@ -91,8 +91,9 @@ async def test_the_stream_ends_when_its_user_leaves(api, auth):
         # The leave comes before "after" on the room's topic, so the stream closes first.
         closing = await ws.receive(timeout=TIMEOUT_S)
         assert closing.type == aiohttp.WSMsgType.CLOSE
-        # The code says why (the status a request would get); the gateway drops the reason text.
+        # The code says why (the status a request would get), the reason in words.
         assert closing.data == 4403
+        assert closing.extra == "you are not in this room"
 
 
 async def test_the_stream_ends_when_the_room_is_deleted(api, auth):
@@ -106,6 +107,7 @@ async def test_the_stream_ends_when_the_room_is_deleted(api, auth):
         closing = await ws.receive(timeout=TIMEOUT_S)
         assert closing.type == aiohttp.WSMsgType.CLOSE
         assert closing.data == 4404
+        assert closing.extra == "room not found"
 
 
 async def test_another_members_leaving_does_not_end_the_stream(api, auth):
