@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from shared.timefmt import Timestamp
@@ -31,8 +40,23 @@ class Shape(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True)
 
 
+def storable(value: str) -> str:
+    """Postgres text holds neither NUL nor unpaired surrogates, and JSON can carry
+    both as escapes: refuse them as a 400 rather than let the driver fail (a 500)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode") from None
+    return value
+
+
+Storable = Annotated[str, AfterValidator(storable)]
+
+
 def _room_name(value: str) -> str:
-    value = value.strip()
+    value = storable(value).strip()
     if not value:
         raise ValueError("must not be blank")
     if len(value) > NAME_MAX:
@@ -87,7 +111,7 @@ class SendMessageBody(Body):
     @field_validator("content")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if not storable(value).strip():
             raise ValueError("must not be blank")
         return value
 
@@ -100,12 +124,14 @@ class Query(BaseModel):
 
 class MyRoomsQuery(Query):
     limit: int = Field(50, ge=1, le=100)
-    cursor: str | None = None
+    cursor: Storable | None = None
 
 
 class MessagesQuery(Query):
     limit: int = Field(50, ge=1, le=100)
-    before: str | None = Field(None, description="A message id: answer the messages older than it")
+    before: Storable | None = Field(
+        None, description="A message id: answer the messages older than it"
+    )
 
 
 # --- responses ----------------------------------------------------------------

@@ -24,6 +24,7 @@ from meeting_service.models import (
     RoomPage,
     SendMessageBody,
     UpdateSettingsBody,
+    storable,
 )
 from meeting_service.models import Message as MessageShape
 from meeting_service.refusals import Refusal, Refused
@@ -73,8 +74,25 @@ async def refusal_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise ApiError(STATUS_OF[refused.refusal], refused.refusal.value) from None
 
 
+def _path_id(request: web.Request, name: str, missing: Refusal) -> str:
+    """A path segment that Postgres could not even store names nothing stored."""
+    value = request.match_info[name]
+    try:
+        return storable(value)
+    except ValueError:
+        raise Refused(missing) from None
+
+
 def _room_id(request: web.Request) -> str:
-    return request.match_info["room_id"]
+    return _path_id(request, "room_id", Refusal.ROOM_NOT_FOUND)
+
+
+def _participant_id(request: web.Request) -> str:
+    return _path_id(request, "participant_id", Refusal.PARTICIPANT_NOT_FOUND)
+
+
+def _code(request: web.Request) -> str:
+    return normalise_code(_path_id(request, "code", Refusal.ROOM_NOT_FOUND))
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -95,6 +113,7 @@ def _position(cursor: str) -> store.RoomPosition:
     if not isinstance(created_at, str) or not isinstance(room_id, str):
         raise ApiError(400, INVALID_CURSOR)
     try:
+        storable(room_id)
         when = datetime.fromisoformat(created_at)
         if when.tzinfo is None:
             raise ValueError("a cursor's time has a zone")
@@ -148,7 +167,7 @@ async def my_rooms(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def room_by_code(request: web.Request) -> web.Response:
-    code = normalise_code(request.match_info["code"])
+    code = _code(request)
     return json_model(await store.room_by_code(request.app[POOL_KEY], code))
 
 
@@ -159,7 +178,7 @@ async def room_by_code(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def join_room(request: web.Request) -> web.Response:
-    code = normalise_code(request.match_info["code"])
+    code = _code(request)
     joined, room = await participants_store.join_room(
         request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), code
     )
@@ -243,7 +262,7 @@ async def _decide(request: web.Request, *, admit: bool) -> web.Response:
         request.app[REALTIME_KEY],
         identity_of(request),
         _room_id(request),
-        request.match_info["participant_id"],
+        _participant_id(request),
         admit=admit,
     )
     return json_model(decided)
@@ -281,7 +300,7 @@ async def remove_participant(request: web.Request) -> web.Response:
         request.app[REALTIME_KEY],
         identity_of(request),
         _room_id(request),
-        request.match_info["participant_id"],
+        _participant_id(request),
     )
     return web.Response(status=204)
 
