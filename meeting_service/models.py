@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,6 +15,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from shared.text import StorableStr, storable
 from shared.timefmt import Timestamp
 
 DEFAULT_ROOM_NAME = "Meeting Room"
@@ -38,21 +38,6 @@ class Shape(BaseModel):
     """A response: built in Python by field name, written in camelCase."""
 
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True)
-
-
-def storable(value: str) -> str:
-    """Postgres text holds neither NUL nor unpaired surrogates, and JSON can carry
-    both as escapes: refuse them as a 400 rather than let the driver fail (a 500)."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode") from None
-    return value
-
-
-Storable = Annotated[str, AfterValidator(storable)]
 
 
 def _room_name(value: str) -> str:
@@ -124,12 +109,12 @@ class Query(BaseModel):
 
 class MyRoomsQuery(Query):
     limit: int = Field(50, ge=1, le=100)
-    cursor: Storable | None = None
+    cursor: StorableStr | None = None
 
 
 class MessagesQuery(Query):
     limit: int = Field(50, ge=1, le=100)
-    before: Storable | None = Field(
+    before: StorableStr | None = Field(
         None, description="A message id: answer the messages older than it"
     )
 
