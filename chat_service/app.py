@@ -15,9 +15,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: ChatSettings | None = None) -> web.Application:
     settings = settings or ChatSettings()
-    app = service_app(settings, title="Chat service", service="chat", migrations=MIGRATIONS)
-    # Innermost, after auth: turns the store's refusals into API errors.
-    app.middlewares.append(store_error_middleware)
+    app = service_app(
+        settings,
+        title="Chat service",
+        service="chat",
+        migrations=MIGRATIONS,
+        # Innermost, after auth: turns the store's refusals into API errors.
+        extra_middlewares=[store_error_middleware],
+    )
     # After the database's context, whose pool it listens on.
     app.cleanup_ctx.append(realtime_ctx(CHANNEL, expand=expand_event))
     app[SETTINGS_KEY] = settings

@@ -20,9 +20,14 @@ def create_app(
 ) -> web.Application:
     """`code_generator` draws candidate room codes; tests pass one that collides."""
     settings = settings or MeetingSettings()
-    app = service_app(settings, title="Meeting service", service="meeting", migrations=MIGRATIONS)
-    # Innermost, so the shared error middleware answers what it raises.
-    app.middlewares.append(refusal_middleware)
+    app = service_app(
+        settings,
+        title="Meeting service",
+        service="meeting",
+        migrations=MIGRATIONS,
+        # Inside the shared error middleware, which answers what it raises.
+        extra_middlewares=[refusal_middleware],
+    )
     app[SETTINGS_KEY] = settings
     app[CODE_GENERATOR_KEY] = code_generator
     app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=store.expand_event))

@@ -7,7 +7,6 @@ from meeting_service.refusals import Refusal, Refused
 from meeting_service.store import (
     Connection,
     Pool,
-    Publisher,
     Record,
     message,
     require_inside,
@@ -16,6 +15,7 @@ from meeting_service.store import (
 )
 from shared.auth import Identity
 from shared.ids import new_id
+from shared.realtime import Publisher
 
 
 async def _chat_room(

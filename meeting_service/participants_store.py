@@ -9,7 +9,6 @@ from meeting_service.refusals import Refusal, Refused
 from meeting_service.store import (
     PRESENT,
     Pool,
-    Publisher,
     joined_count,
     locked_room,
     membership,
@@ -22,6 +21,7 @@ from meeting_service.store import (
 )
 from shared.auth import Identity
 from shared.ids import new_id
+from shared.realtime import Publisher
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ one transaction holding the room's row lock."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
@@ -26,20 +26,14 @@ from meeting_service.room_codes import MAX_ATTEMPTS, CodeGenerator
 from shared.auth import Identity
 from shared.db import Conn
 from shared.ids import new_id
+from shared.realtime import Event, Publisher
 
 Pool = asyncpg.Pool
 Connection = Conn
 Record = asyncpg.Record
-Event = dict[str, Any]
 
 CODE_CONSTRAINT = "rooms_code_key"
 PRESENT = ("joined", "waiting")
-
-
-class Publisher(Protocol):
-    """Sends an event when the transaction `conn` is in commits, and never otherwise."""
-
-    async def publish(self, conn: Connection, *, topic: str, event: Event) -> None: ...
 
 
 # --- rows to shapes ---------------------------------------------------------------

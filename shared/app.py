@@ -98,7 +98,12 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def service_app(
-    settings: ServiceSettings, *, title: str, service: str, migrations: Path
+    settings: ServiceSettings,
+    *,
+    title: str,
+    service: str,
+    migrations: Path,
+    extra_middlewares: Iterable[Middleware] = (),
 ) -> web.Application:
     """A room service: its own schema, and tokens checked against the gateway's keys."""
     app: web.Application
@@ -117,6 +122,7 @@ def service_app(
         schema=service,
         migrations=migrations,
         verifier=verifier,
+        extra_middlewares=extra_middlewares,
     )
     app.cleanup_ctx.append(http_session_ctx)
     return app

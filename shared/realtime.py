@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiohttp import WSMsgType, web
@@ -28,6 +28,13 @@ Expand = Callable[[asyncpg.Pool, Event], Awaitable[Event | None]]
 MAX_PAYLOAD_BYTES = 7900
 SUBSCRIBER_BUFFER = 1000
 _CLOSED: Event = {}
+
+
+class Publisher(Protocol):
+    """What a store needs of the broadcaster: send an event when the transaction
+    `conn` is in commits, and never otherwise. Stores take this, not aiohttp."""
+
+    async def publish(self, conn: Conn, topic: str, event: Event) -> None: ...
 
 
 class Subscription:
