@@ -9,8 +9,9 @@ from pydantic import PlainSerializer, WithJsonSchema
 
 
 def iso_ms(value: datetime) -> str:
-    utc = value.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    # isoformat is C code; strftime costs several times more, 50 times a page.
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 Timestamp = Annotated[
