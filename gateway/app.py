@@ -7,7 +7,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.api_docs import MergedDocs
-from gateway.identity import DUMMY_HASH_KEY, ISSUER_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
+from gateway.identity import ISSUER_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, load_signing_key
 from gateway.proxy import BODY_LIMIT_KEY, SESSION_KEY, TIMEOUT_KEY, Upstream, proxy_handler
 from gateway.settings import GatewaySettings
@@ -17,8 +17,6 @@ from shared.health import READY_CHECKS_KEY, ReadyCheck
 from shared.openapi import OPENAPI_EXTEND_KEY
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-__all__ = ["DUMMY_HASH_KEY", "create_app"]
 
 
 def create_app(settings: GatewaySettings | None = None) -> web.Application:

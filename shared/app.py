@@ -20,7 +20,7 @@ from shared.auth import (
 )
 from shared.db import database_ctx, database_ready
 from shared.endpoints import endpoint_of
-from shared.errors import ApiError, error_middleware
+from shared.errors import error_middleware
 from shared.health import READY_CHECKS_KEY, healthz, readyz
 from shared.metrics import METRICS_KEY, HttpMetrics, metrics_handler, metrics_middleware
 from shared.openapi import add_openapi_routes
@@ -126,6 +126,3 @@ def service_app(
     )
     app.cleanup_ctx.append(http_session_ctx)
     return app
-
-
-__all__ = ["HTTP_SESSION_KEY", "VERIFIER_KEY", "ApiError", "base_app", "identity_of", "service_app"]
