@@ -220,3 +220,59 @@ async def test_many_concurrent_requests_share_the_pool(gateway, make_token):
     assert sorted([(await r.json())["path_qs"] for r in responses]) == sorted(
         f"/api/n{i}" for i in range(100)
     )
+
+
+class HangUpOnReuse:
+    """A raw HTTP/1.1 upstream: it answers the first request on each connection,
+    keeping the connection open, and hangs up without a word on the second, as a
+    service does whose idle timeout fired, or that restarted, just then."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+        self.hung_up = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = True
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head:
+                break
+            if not first:
+                self.hung_up += 1
+                writer.close()
+                return
+            first = False
+            self.answered += 1
+            body = b'{"ok": true}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+
+
+async def test_a_stale_pooled_connection_is_retried_for_idempotent_requests(
+    gateway_factory, make_token
+):
+    """aiohttp's client sends an idempotent request once more when a reused
+    connection turns out dead; this pins that the proxy keeps that behaviour,
+    and that a POST is never replayed."""
+    upstream = HangUpOnReuse()
+    server = await asyncio.start_server(upstream.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        gateway = await gateway_factory(f"http://127.0.0.1:{port}")
+        headers = bearer(make_token())
+        for _ in range(3):
+            r = await gateway.get("/api/rooms", headers=headers)
+            assert r.status == 200
+            assert await r.json() == {"ok": True}
+        assert upstream.hung_up == 2  # the second and third GETs met a dead connection
+        # A request with a body is never sent twice: it may have been acted on.
+        r = await gateway.post("/api/send_room_message", json={"room_id": 1}, headers=headers)
+        assert r.status == 502
+        assert await r.json() == {"error": "chat service unavailable"}
+    finally:
+        server.close()
+        await server.wait_closed()
