@@ -9,7 +9,14 @@ from aiohttp import web
 from gateway.api_docs import MergedDocs
 from gateway.identity import ISSUER_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, load_signing_key
-from gateway.proxy import BODY_LIMIT_KEY, SESSION_KEY, TIMEOUT_KEY, Upstream, proxy_handler
+from gateway.proxy import (
+    BODY_LIMIT_KEY,
+    SESSION_KEY,
+    TIMEOUT_KEY,
+    Upstream,
+    proxy_handler,
+    refused_upgrades,
+)
 from gateway.settings import GatewaySettings
 from shared.app import base_app
 from shared.auth import KeySet, TokenVerifier
@@ -72,7 +79,9 @@ def _upstream_session_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=settings.upstream_pool_size, keepalive_timeout=30)
         # No decompression: bodies pass through exactly as the service wrote them.
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, trace_configs=[refused_upgrades()]
+        ) as session:
             app[SESSION_KEY] = session
             yield
 

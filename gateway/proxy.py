@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -171,7 +173,26 @@ async def _relay(request: web.Request, answer: aiohttp.ClientResponse) -> web.St
     return response
 
 
-HANDSHAKE_MESSAGES = {401: "unauthorized", 403: "forbidden", 404: "not found"}
+# A service's refusal of a WebSocket upgrade, caught by `refused_upgrades` before
+# aiohttp's ws_connect raises without it, so the client gets the service's body.
+_refusal: ContextVar[tuple[int, bytes, str] | None] = ContextVar("upgrade_refusal", default=None)
+MAX_REFUSAL_BYTES = 64 * 1024
+
+
+def refused_upgrades() -> aiohttp.TraceConfig:
+    async def on_request_end(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        response = params.response
+        if "Sec-WebSocket-Key" in params.headers and response.status != 101:
+            body = await response.content.read(MAX_REFUSAL_BYTES)
+            _refusal.set((response.status, body, response.content_type))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    return trace
 
 
 async def forward_websocket(request: web.Request, upstream: Upstream) -> web.StreamResponse:
@@ -192,8 +213,11 @@ async def forward_websocket(request: web.Request, upstream: Upstream) -> web.Str
             autoping=True,
         )
     except aiohttp.WSServerHandshakeError as exc:
-        # The service refused the upgrade; its JSON body is not readable here.
-        return error_response(exc.status, HANDSHAKE_MESSAGES.get(exc.status, "websocket refused"))
+        refusal = _refusal.get()
+        if refusal is None or refusal[0] != exc.status:
+            return error_response(exc.status, "websocket upgrade refused")
+        status, body, content_type = refusal
+        return web.Response(status=status, body=body, content_type=content_type)
     except (aiohttp.ClientError, TimeoutError):
         raise ApiError(502, f"{upstream.name} unavailable") from None
     client_ws = web.WebSocketResponse(protocols=protocols, heartbeat=30, autoclose=False)
