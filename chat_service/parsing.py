@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -12,7 +12,7 @@ from chat_service.models import CreateRoomRequest, RoomPath
 from shared.app import identity_of
 from shared.auth import unauthorized
 from shared.bodies import read_json_object
-from shared.cursors import decode_cursor, encode_cursor
+from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
@@ -63,24 +63,10 @@ def username_of(request: web.Request) -> str:
 
 
 def user_rooms_cursor(position: tuple[datetime, int] | None) -> str | None:
-    if position is None:
-        return None
-    joined_at, room_id = position
-    return encode_cursor(joined_at.isoformat(), room_id)
+    return encode_time_cursor(*position) if position is not None else None
 
 
 def user_rooms_position(cursor: str | None) -> tuple[datetime, int] | None:
     if cursor is None:
         return None
-    joined_at, room_id = decode_cursor(cursor, 2, message=INVALID_FIELDS)
-    if not isinstance(joined_at, str) or type(room_id) is not int or not 0 < room_id < 2**63:
-        raise ApiError(400, INVALID_FIELDS)
-    try:
-        when = datetime.fromisoformat(joined_at)
-        if when.tzinfo is None:
-            raise ValueError("a cursor's time has a zone")
-        # In UTC now: an offset could carry year 1 or 9999 out of range in the driver.
-        when = when.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ApiError(400, INVALID_FIELDS) from None
-    return when, room_id
+    return decode_time_cursor(cursor, int, message=INVALID_FIELDS)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -30,7 +28,7 @@ from meeting_service.room_codes import CodeGenerator, normalise_code
 from meeting_service.settings import MeetingSettings
 from shared.app import identity_of
 from shared.bodies import json_model, read_json_object, validate, validate_query
-from shared.cursors import INVALID_CURSOR, decode_cursor, encode_cursor
+from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
@@ -94,22 +92,6 @@ def _code(request: web.Request) -> str:
     return normalise_code(_path_id(request, "code", Refusal.ROOM_NOT_FOUND))
 
 
-def _position(cursor: str) -> store.RoomPosition:
-    """Only what `my_rooms` wrote: an aware time and a room id; anything else is a 400."""
-    created_at, room_id = decode_cursor(cursor, 2)
-    if not isinstance(created_at, str) or not isinstance(room_id, str):
-        raise ApiError(400, INVALID_CURSOR)
-    try:
-        storable(room_id)
-        when = datetime.fromisoformat(created_at)
-        if when.tzinfo is None:
-            raise ValueError("a cursor's time has a zone")
-        # In UTC now: an offset could carry year 1 or 9999 out of the driver's range.
-        return when.astimezone(UTC), room_id
-    except (ValueError, OverflowError):
-        raise ApiError(400, INVALID_CURSOR) from None
-
-
 # --- rooms -----------------------------------------------------------------------
 
 
@@ -138,11 +120,11 @@ async def create_room(request: web.Request) -> web.Response:
 )
 async def my_rooms(request: web.Request) -> web.Response:
     query = validate_query(MyRoomsQuery, request)
-    after = _position(query.cursor) if query.cursor else None
+    after = decode_time_cursor(query.cursor, str) if query.cursor else None
     rooms, last = await store.my_rooms(
         request.app[POOL_KEY], identity_of(request).user_id, query.limit, after
     )
-    next_cursor = encode_cursor(last[0].isoformat(), last[1]) if last else None
+    next_cursor = encode_time_cursor(*last) if last else None
     return json_model(RoomPage(rooms=rooms, next_cursor=next_cursor))
 
 
