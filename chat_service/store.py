@@ -3,7 +3,6 @@ the invariants live (the public-room quota, unique names, membership)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -11,13 +10,11 @@ from typing import Protocol
 import asyncpg
 
 from chat_service.models import ChatMessage, Member, MessageSent, PublicRoom, UserRoom
-from shared.db import Conn
+from shared.db import Conn, advisory_lock_id
 
 # Every public-room creation takes this transaction-scoped lock before counting,
 # so the count and the insert are one step for concurrent creators.
-PUBLIC_ROOMS_LOCK = int.from_bytes(
-    hashlib.sha256(b"chat:public-room-quota").digest()[:8], "big", signed=True
-)
+PUBLIC_ROOMS_LOCK = advisory_lock_id("chat:public-room-quota")
 NO_UPPER_BOUND = 2**63 - 1
 
 

@@ -44,8 +44,9 @@ def _checked(schema: str) -> str:
     return schema
 
 
-def _lock_id(schema: str) -> int:
-    digest = hashlib.sha256(f"migrate:{schema}".encode()).digest()
+def advisory_lock_id(name: str) -> int:
+    """A stable 64-bit Postgres advisory-lock key for a named lock."""
+    digest = hashlib.sha256(name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -55,7 +56,9 @@ async def migrate(conn: Conn, schema: str, directory: Path) -> list[int]:
     schema = _checked(schema)
     applied_now = []
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_id(schema))
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1)", advisory_lock_id(f"migrate:{schema}")
+        )
         # A deployment may create the schema for a role that cannot create schemas
         # (docker-compose.yml does): only create it when it is missing.
         if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
