@@ -26,7 +26,7 @@ from gateway.settings import GatewaySettings
 from shared.app import identity_of
 from shared.auth import unauthorized
 from shared.bodies import json_model, read_json_object, validate
-from shared.db import POOL_KEY
+from shared.db import POOL_KEY, Conn
 from shared.endpoints import endpoint
 from shared.errors import ApiError
 from shared.ids import new_id
@@ -42,15 +42,11 @@ routes = web.RouteTableDef()
 TAGS = ("identity",)
 
 
-async def _session(
-    request: web.Request, user: User, status: int, family: str | None = None
-) -> web.Response:
-    settings = request.app[SETTINGS_KEY]
-    async with request.app[POOL_KEY].acquire() as conn:
-        refresh = await tokens_store.issue_refresh_token(
-            conn, user.id, settings.refresh_token_ttl_s, family
-        )
-    return json_model(_session_body(request, user, refresh), status)
+async def _new_session(request: web.Request, conn: Conn, user: User) -> SessionOut:
+    """A refresh token stored on `conn`, and the access token that goes with it."""
+    ttl_s = request.app[SETTINGS_KEY].refresh_token_ttl_s
+    refresh = await tokens_store.issue_refresh_token(conn, user.id, ttl_s)
+    return _session_body(request, user, refresh)
 
 
 def _session_body(request: web.Request, user: User, refresh_token: str) -> SessionOut:
@@ -83,7 +79,8 @@ async def register(request: web.Request) -> web.Response:
     body = validate(RegisterIn, await read_json_object(request))
     settings = request.app[SETTINGS_KEY]
     password_hash = await hash_password(body.password, settings.bcrypt_rounds)
-    async with request.app[POOL_KEY].acquire() as conn:
+    # The account and its first session commit together, or neither does.
+    async with request.app[POOL_KEY].acquire() as conn, conn.transaction():
         user = await users_store.create_user(
             conn,
             username=body.username,
@@ -92,7 +89,8 @@ async def register(request: web.Request) -> web.Response:
             display_name=body.display_name or body.username,
             avatar_url=body.avatar_url,
         )
-    return await _session(request, user, 201)
+        session = await _new_session(request, conn, user)
+    return json_model(session, 201)
 
 
 def _client_address(request: web.Request) -> str:
@@ -140,7 +138,8 @@ async def login(request: web.Request) -> web.Response:
     async with pool.acquire() as conn:
         await login_limits.clear(conn, user_key)
         await login_limits.forget(conn, attempt)
-    return await _session(request, user, 200)
+        session = await _new_session(request, conn, user)
+    return json_model(session)
 
 
 @routes.post("/auth/refresh")
