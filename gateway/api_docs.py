@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.proxy import SESSION_KEY, Upstream
+from gateway.upstream import SESSION_KEY, Upstream
 from shared.openapi import Document, merge_documents
 
 log = logging.getLogger(__name__)

@@ -9,15 +9,10 @@ from aiohttp import web
 from gateway.api_docs import MergedDocs
 from gateway.identity import ISSUER_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, load_signing_key
-from gateway.proxy import (
-    BODY_LIMIT_KEY,
-    SESSION_KEY,
-    TIMEOUT_KEY,
-    Upstream,
-    proxy_handler,
-    refused_upgrades,
-)
+from gateway.proxy import BODY_LIMIT_KEY, TIMEOUT_KEY, proxy_handler
 from gateway.settings import GatewaySettings
+from gateway.upstream import SESSION_KEY, Upstream
+from gateway.websocket_proxy import refused_upgrades
 from shared.app import base_app
 from shared.auth import KeySet, TokenVerifier
 from shared.health import READY_CHECKS_KEY, ReadyCheck
