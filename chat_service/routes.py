@@ -38,7 +38,7 @@ from shared.bodies import json_model
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
-from shared.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
+from shared.passwords import hash_password, verify_password
 from shared.realtime import REALTIME_KEY
 
 SETTINGS_KEY = web.AppKey("settings", ChatSettings)
@@ -74,10 +74,7 @@ async def check_password(room: store.RoomForJoin, password: str | None) -> None:
     if not password:
         raise ApiError(403, "password required")
     assert room.password_hash is not None
-    # bcrypt refuses over 72 bytes, and no room was created with such a password.
-    if len(password.encode()) > MAX_PASSWORD_BYTES or not await verify_password(
-        password, room.password_hash
-    ):
+    if not await verify_password(password, room.password_hash):
         raise ApiError(403, "wrong password")
 
 

@@ -18,5 +18,12 @@ async def hash_password(password: str, rounds: int = 12) -> str:
 
 
 async def verify_password(password: str, hashed: str) -> bool:
+    """Whether `password` matches. No stored password is longer than bcrypt reads (they
+    are refused when set), so a longer one is wrong; it still costs one check, so that
+    its answer takes as long as any other wrong password's."""
+    secret = password.encode()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, bcrypt.checkpw, password.encode(), hashed.encode())
+    matches = await loop.run_in_executor(
+        None, bcrypt.checkpw, secret[:MAX_PASSWORD_BYTES], hashed.encode()
+    )
+    return matches and len(secret) <= MAX_PASSWORD_BYTES

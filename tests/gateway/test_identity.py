@@ -149,6 +149,31 @@ async def test_wrong_password_and_unknown_user_answer_alike(gateway):
     assert await wrong.json() == await unknown.json() == {"error": "invalid credentials"}
 
 
+@pytest.mark.parametrize("length", [73, 200, 1024])
+async def test_a_password_longer_than_bcrypt_reads_is_invalid_credentials(
+    gateway, monkeypatch, length
+):
+    import bcrypt
+
+    checks = []
+    real_checkpw = bcrypt.checkpw
+
+    def counting_checkpw(password: bytes, hashed: bytes) -> bool:
+        checks.append(len(password))
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting_checkpw)
+    await register(gateway)
+    # The first 72 bytes are the real password: only the rest makes it wrong.
+    too_long = PASSWORD + "x" * (length - len(PASSWORD))
+    for username in ("alice", "nobody"):
+        r = await gateway.post("/auth/login", json={"username": username, "password": too_long})
+        assert r.status == 401
+        assert await r.json() == {"error": "invalid credentials"}
+    # Each refusal cost a bcrypt check, like any wrong password: the time does not tell.
+    assert checks == [72, 72]
+
+
 async def test_login_without_a_name_is_400(gateway):
     r = await gateway.post("/auth/login", json={"password": PASSWORD})
     assert r.status == 400
