@@ -16,12 +16,13 @@ INVALID_BODY = "request body must be a JSON object"
 
 
 async def read_json_object(request: web.Request, *, invalid: str = INVALID_BODY) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is an empty object.
+    """The body as a JSON object; an empty body is an empty object, while whitespace
+    alone is not JSON and is refused like any other non-JSON body.
 
     Over the size limit aiohttp raises 413, which the error middleware answers.
     """
     raw = await request.read()
-    if not raw.strip():
+    if not raw:
         return {}
     try:
         data = json.loads(raw)

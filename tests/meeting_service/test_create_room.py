@@ -116,12 +116,13 @@ async def test_validation_names_the_field(api, make_token, db, body, field, mess
     assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 0
 
 
-@pytest.mark.parametrize("raw", ["[]", '"room"', "12", "{not json", "null"])
-async def test_a_body_that_is_not_an_object(api, make_token, raw):
+@pytest.mark.parametrize("raw", ["[]", '"room"', "12", "{not json", "null", " ", "\r\n\t "])
+async def test_a_body_that_is_not_an_object(api, make_token, db, raw):
     headers = {**bearer(make_token()), "Content-Type": "application/json"}
     response = await api.post("/rooms", data=raw, headers=headers)
     assert response.status == 400
     assert await response.json() == {"error": "request body must be a JSON object"}
+    assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 0
 
 
 async def test_no_token_or_a_bad_one_is_401(api, make_token):
