@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from shared.passwords import MAX_PASSWORD_BYTES
-from shared.text import storable
+from shared.text import readable_name, storable
 from shared.timefmt import Timestamp
 
 MAX_ROOM_NAME = 100
@@ -45,7 +45,7 @@ def trimmed_room_name(value: str) -> str:
 
 RoomName = Annotated[
     StrictStr,
-    AfterValidator(storable),
+    AfterValidator(readable_name),
     AfterValidator(trimmed_room_name),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_ROOM_NAME}),
 ]

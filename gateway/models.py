@@ -7,12 +7,20 @@ from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from shared.passwords import MAX_PASSWORD_BYTES
-from shared.text import StorableStr, storable
+from shared.text import StorableStr, readable_name, storable
 from shared.timefmt import Timestamp
 
+DISPLAY_NAME_MAX = 50
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -36,13 +44,22 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _display_name_length(value: str) -> str:
+    if len(value) > DISPLAY_NAME_MAX:
+        raise ValueError(f"must be at most {DISPLAY_NAME_MAX} characters")
+    return value
+
+
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
 Password = Annotated[str, AfterValidator(_password)]
 Email = Annotated[
     StorableStr, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)
 ]
 DisplayName = Annotated[
-    StorableStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
+    str,
+    AfterValidator(readable_name),
+    AfterValidator(_display_name_length),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": DISPLAY_NAME_MAX}),
 ]
 AvatarUrl = Annotated[
     StorableStr,

@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from shared.text import StorableStr, storable
+from shared.text import StorableStr, readable_name, storable
 from shared.timefmt import Timestamp
 
 DEFAULT_ROOM_NAME = "Meeting Room"
@@ -41,9 +41,9 @@ class Shape(BaseModel):
 
 
 def _room_name(value: str) -> str:
-    value = storable(value).strip()
-    if not value:
+    if not value.strip():
         raise ValueError("must not be blank")
+    value = readable_name(value)
     if len(value) > NAME_MAX:
         raise ValueError(f"must be at most {NAME_MAX} characters")
     return value
