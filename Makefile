@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+E2E_STAMP := $(VENV)/.e2e-installed
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint bench up down clean
+.PHONY: run test e2e lint bench up down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +21,15 @@ run: $(STAMP)
 ## test: every suite, against a real Postgres (embedded unless DATABASE_URL is set)
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+$(E2E_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,embedded,e2e]'
+	touch $(E2E_STAMP)
+
+## e2e: the web client in a real browser (Debian's chromium driven by Playwright)
+e2e: $(E2E_STAMP)
+	test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest --e2e tests/e2e $(PYTEST_ARGS)
 
 ## lint: ruff and mypy
 lint: $(STAMP)

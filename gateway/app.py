@@ -13,6 +13,7 @@ from gateway.proxy import BODY_LIMIT_KEY, TIMEOUT_KEY, proxy_handler
 from gateway.settings import GatewaySettings
 from gateway.upstream import SESSION_KEY, Upstream
 from gateway.websocket_proxy import refused_upgrades
+from gateway.web_client import add_web_client
 from shared.app import base_app
 from shared.auth import KeySet, TokenVerifier
 from shared.health import READY_CHECKS_KEY, ReadyCheck
@@ -60,6 +61,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         app[READY_CHECKS_KEY][upstream.name] = _upstream_ready(upstream)
     app[OPENAPI_EXTEND_KEY] = MergedDocs({"Chat": chat, "Meeting": meeting})
     app.add_routes(routes)
+    add_web_client(app)
     # The one meeting route that needs no token: looking a room up by its code.
     app.router.add_get("/rooms/code/{code}", proxy_handler(meeting, public=True))
     app.router.add_route("*", "/api/{tail:.*}", proxy_handler(chat))

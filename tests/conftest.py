@@ -24,6 +24,22 @@ ISSUER = CommonSettings().jwt_issuer
 AUDIENCE = CommonSettings().jwt_audience
 
 
+E2E_DIR = Path(__file__).parent / "e2e"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--e2e", action="store_true", help="run the browser suite in tests/e2e (make e2e)"
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The browser suite needs chromium and Playwright: `make e2e` runs it, `make test` not."""
+    if collection_path == E2E_DIR and not config.getoption("--e2e"):
+        return True
+    return None
+
+
 def with_database(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
 

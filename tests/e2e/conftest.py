@@ -1,0 +1,145 @@
+"""The browser suite (`make e2e`): the three processes for real, on loopback ports
+against the embedded Postgres, and Debian's chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from gateway.keys import SigningKey
+from tests.conftest import gateway_settings_for
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+# Playwright's own browser download cannot work offline; Debian's chromium is
+# launched as it is. Fake camera and microphone, granted without a prompt, so
+# meetings can run headless; loopback allowed for the peer connections.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
+
+# The machine is shared and slow: waits are for events, with room to spare.
+TIMEOUT_MS = 30_000
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+class Site:
+    """The gateway's address, and the pages opened on it (each in its own context:
+    two contexts are two people, with nothing shared)."""
+
+    def __init__(self, browser: Browser, origin: str) -> None:
+        self.browser = browser
+        self.origin = origin
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+
+    async def page(self, *, width: int = 1280, height: int = 800) -> Page:
+        context = await self.browser.new_context(
+            viewport={"width": width, "height": height}, base_url=self.origin
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(f"{exc}"))
+        page.on("console", self._console)
+
+        def watch(request: Any) -> None:
+            url = request.url
+            if not url.startswith((self.origin, "data:", "blob:")):
+                self.foreign.append(url)
+
+        page.on("request", watch)
+        return page
+
+    def _console(self, message: Any) -> None:
+        # Chromium logs every 4xx answer as an error; refusals are part of the tests.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(message.text)
+
+    async def close(self) -> None:
+        for context in self.contexts:
+            await context.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def site(
+    browser: Browser,
+    aiohttp_server: Any,
+    database_url: str,
+    signing_key: SigningKey,
+    jwks_json: str,
+) -> AsyncIterator[Site]:
+    """The gateway, chat and meeting services on their own loopback ports."""
+    from chat_service.app import create_app as create_chat
+    from chat_service.settings import ChatSettings
+    from gateway.app import create_app as create_gateway
+    from meeting_service.app import create_app as create_meeting
+    from meeting_service.settings import MeetingSettings
+
+    chat = await aiohttp_server(
+        create_chat(ChatSettings(database_url=database_url, jwks=jwks_json, bcrypt_rounds=4))
+    )
+    meeting = await aiohttp_server(
+        create_meeting(MeetingSettings(database_url=database_url, jwks=jwks_json))
+    )
+    gateway = await aiohttp_server(
+        create_gateway(
+            gateway_settings_for(
+                database_url,
+                signing_key,
+                chat_url=str(chat.make_url("")),
+                meeting_url=str(meeting.make_url("")),
+            )
+        )
+    )
+    site = Site(browser, str(gateway.make_url("")).rstrip("/"))
+    try:
+        yield site
+        # Every test also proves the page threw nothing and loaded nothing from elsewhere.
+        assert site.errors == []
+        assert site.foreign == []
+    finally:
+        await site.close()
+
+
+Screenshot = Callable[[Page, str], Awaitable[None]]
+
+
+@pytest.fixture
+def screenshot() -> Screenshot:
+    """Saves a page as docs/screenshots/NAME.png (the README shows them)."""
+
+    async def take(page: Page, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+    return take
