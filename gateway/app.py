@@ -12,8 +12,8 @@ from gateway.keys import TokenIssuer, load_signing_key
 from gateway.proxy import BODY_LIMIT_KEY, TIMEOUT_KEY, proxy_handler
 from gateway.settings import GatewaySettings
 from gateway.upstream import SESSION_KEY, Upstream
-from gateway.websocket_proxy import refused_upgrades
 from gateway.web_client import add_web_client
+from gateway.websocket_proxy import refused_upgrades
 from shared.app import base_app
 from shared.auth import KeySet, TokenVerifier
 from shared.health import READY_CHECKS_KEY, ReadyCheck
