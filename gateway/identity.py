@@ -29,6 +29,7 @@ from shared.bodies import json_model, read_json_object, validate
 from shared.db import POOL_KEY, Conn
 from shared.endpoints import endpoint
 from shared.errors import ApiError
+from shared.forwarded import client_address
 from shared.ids import new_id
 from shared.passwords import hash_password, verify_password
 
@@ -93,14 +94,6 @@ async def register(request: web.Request) -> web.Response:
     return json_model(session, 201)
 
 
-def _client_address(request: web.Request) -> str:
-    if request.app[SETTINGS_KEY].trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.remote or "unknown"
-
-
 @routes.post("/auth/login")
 @endpoint(
     "Log in with a username (or email) and password",
@@ -122,7 +115,7 @@ async def login(request: web.Request) -> web.Response:
     user_key = f"user:{login_name.lower()}"
     limits = [
         Limit(user_key, settings.login_max_failures_per_user),
-        Limit(f"addr:{_client_address(request)}", settings.login_max_failures_per_address),
+        Limit(f"addr:{client_address(request)}", settings.login_max_failures_per_address),
     ]
     pool = request.app[POOL_KEY]
     async with pool.acquire() as conn:

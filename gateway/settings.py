@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.settings import CommonSettings
 
@@ -30,5 +30,16 @@ class GatewaySettings(CommonSettings):
     login_window_s: int = Field(default=15 * 60, ge=1)
     login_max_failures_per_user: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
-    # Trust X-Forwarded-For from a load balancer in front of the gateway.
-    trust_forwarded_for: bool = False
+    # Replaced by TRUSTED_PROXIES (shared.settings), which names whom to believe:
+    # refused when set, rather than ignored, so that no deployment silently changes.
+    trust_forwarded_for: str | None = None
+
+    @field_validator("trust_forwarded_for")
+    @classmethod
+    def _replaced(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "TRUST_FORWARDED_FOR is replaced by TRUSTED_PROXIES: the addresses or"
+                " networks (CIDR) of the proxies in front of the gateway"
+            )
+        return None

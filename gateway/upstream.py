@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from shared.forwarded import forwarded_chain
 from shared.request_id import request_id_of
 
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
@@ -78,7 +79,9 @@ def upstream_headers(request: web.Request, *, websocket: bool = False) -> CIMult
             or (websocket and lowered in WEBSOCKET_HANDSHAKE)
         ):
             del headers[name]
-    headers["X-Forwarded-For"] = request.remote or "unknown"
+    # The chain this gateway vouches for (client, trusted proxies, its peer); what
+    # the client wrote left of it is dropped.
+    headers["X-Forwarded-For"] = ", ".join(forwarded_chain(request))
     headers["X-Forwarded-Proto"] = request.scheme
     headers["X-Forwarded-Host"] = request.host
     headers["X-Request-ID"] = request_id_of(request)

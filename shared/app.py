@@ -21,6 +21,7 @@ from shared.auth import (
 from shared.db import database_ctx, database_ready
 from shared.endpoints import endpoint_of
 from shared.errors import error_middleware
+from shared.forwarded import client_address_middleware
 from shared.health import READY_CHECKS_KEY, healthz, readyz
 from shared.metrics import METRICS_KEY, HttpMetrics, metrics_handler, metrics_middleware
 from shared.openapi import add_openapi_routes
@@ -72,6 +73,7 @@ def base_app(
         request_id_middleware,
         metrics_middleware,
         error_middleware,
+        client_address_middleware(settings.trusted_proxies),
     ]
     if verifier is not None:
         middlewares.append(auth_middleware)

@@ -40,6 +40,10 @@ def main() -> int:
         "chat_service": {"PORT": str(chat_port), "JWKS_URL": jwks_url},
         "meeting_service": {"PORT": str(meeting_port), "JWKS_URL": jwks_url},
     }
+    # The services believe the gateway's X-Forwarded-For, and whom the gateway believes.
+    behind_gateway = ",".join(filter(None, [os.environ.get("TRUSTED_PROXIES"), "127.0.0.1", "::1"]))
+    for name in ("chat_service", "meeting_service"):
+        processes[name]["TRUSTED_PROXIES"] = behind_gateway
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 

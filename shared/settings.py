@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
 
@@ -30,6 +31,23 @@ class CommonSettings(BaseSettings):
 
     jwt_issuer: str = "rooms-gateway"
     jwt_audience: str = "rooms-api"
+
+    # The proxies (load balancers, ingress, the gateway in front of a service) whose
+    # X-Forwarded-For entries are believed: comma-separated addresses or networks
+    # (CIDR). Empty: the peer is the client, whatever the header says.
+    trusted_proxies: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = ()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            # strict=True: "10.0.0.1/8" (host bits set) is a typo, not 10.0.0.0/8.
+            return tuple(ipaddress.ip_network(str(part), strict=True) for part in value)
+        return value
 
 
 class ServiceSettings(CommonSettings):

@@ -1,0 +1,95 @@
+"""The client's address, computed once per request: the peer, or behind trusted
+proxies the rightmost `X-Forwarded-For` entry that is not a trusted proxy (the
+convention of uvicorn's `forwarded_allow_ips` and Home Assistant's
+`forwarded.py`). Entries left of it were written by the client and prove nothing.
+
+The login limit, the access log and the gateway's own `X-Forwarded-For` all read
+it here, through `client_address` and `forwarded_chain`."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# The trusted part of the chain, client first, ending with the peer. Absent when
+# the peer is not a trusted proxy (or sent no header): then the peer is the client.
+CHAIN_KEY = web.RequestKey("forwarded_chain", tuple[str, ...])
+INVALID_FORWARDED_FOR = "invalid X-Forwarded-For header"
+
+
+def parse_address(text: str) -> Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: Address, networks: Sequence[Network]) -> bool:
+    return any(address in network for network in networks)
+
+
+def resolve_chain(
+    peer: str | None, header_values: Sequence[str], trusted: Sequence[Network]
+) -> tuple[str, ...] | None:
+    """The trusted chain, client first and peer last; None when the peer itself is
+    the client. Raises ValueError for an entry that is not an address, when the
+    walk from the right reaches it (everything right of it was trusted)."""
+    if not trusted or not header_values or peer is None:
+        return None
+    peer_address = parse_address(peer)
+    if peer_address is None or not _trusted(peer_address, trusted):
+        return None
+    # Several X-Forwarded-For lines are one list, in order (RFC 9110 §5.3).
+    entries = [entry for value in header_values for entry in value.split(",")]
+    chain = [str(peer_address)]
+    for entry in reversed(entries):
+        address = parse_address(entry)
+        if address is None:
+            raise ValueError(entry)
+        chain.append(str(address))
+        if not _trusted(address, trusted):
+            break
+    # All trusted: the leftmost entry is as far as anyone vouches for.
+    chain.reverse()
+    return tuple(chain)
+
+
+def client_address_middleware(trusted: Sequence[Network]) -> Middleware:
+    # Imported here: shared.logs reads the address, and shared.errors imports the logs.
+    from shared.errors import ApiError
+
+    trusted = tuple(trusted)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if trusted:
+            try:
+                chain = resolve_chain(
+                    request.remote, request.headers.getall("X-Forwarded-For", ()), trusted
+                )
+            except ValueError:
+                raise ApiError(400, INVALID_FORWARDED_FOR) from None
+            if chain is not None:
+                request[CHAIN_KEY] = chain
+        return await handler(request)
+
+    return middleware
+
+
+def forwarded_chain(request: web.BaseRequest) -> tuple[str, ...]:
+    """What this process vouches for: the client, the trusted proxies, the peer."""
+    chain: tuple[str, ...] | None = request.get(CHAIN_KEY)
+    return chain if chain is not None else (request.remote or "unknown",)
+
+
+def client_address(request: web.BaseRequest) -> str:
+    return forwarded_chain(request)[0]
