@@ -48,9 +48,10 @@ export function authView(session, { onDone }) {
     el.addEventListener("submit", async (event) => {
       event.preventDefault();
       alert.show("");
+      const data = new FormData(el); // before busy(): disabled fields are not submitted
       busy(el, true);
       try {
-        await run(new FormData(el));
+        await run(data);
         onDone();
       } catch (err) {
         alert.show(describe(err));
