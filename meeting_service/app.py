@@ -4,7 +4,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from meeting_service import store
+from meeting_service.events_store import expand_event
 from meeting_service.room_codes import CodeGenerator, new_room_code
 from meeting_service.routes import CODE_GENERATOR_KEY, SETTINGS_KEY, refusal_middleware, routes
 from meeting_service.settings import MeetingSettings
@@ -30,6 +30,6 @@ def create_app(
     )
     app[SETTINGS_KEY] = settings
     app[CODE_GENERATOR_KEY] = code_generator
-    app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=store.expand_event))
+    app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=expand_event))
     app.add_routes(routes)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from meeting_service.models import Message
 from meeting_service.refusals import Refusal, Refused
 from meeting_service.store import (
+    MESSAGE_COLUMNS,
     Connection,
     Pool,
     Record,
@@ -41,8 +42,8 @@ async def send_message(
             INSERT INTO messages (id, room_id, participant_id, user_id, display_name,
                                   avatar_url, is_guest, content, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
-            RETURNING *
-            """,
+            RETURNING """
+            + MESSAGE_COLUMNS,
             new_id(),
             room_id,
             member["id"],
@@ -75,8 +76,8 @@ async def list_messages(
             if before_seq is None:
                 raise Refused(Refusal.MESSAGE_NOT_FOUND)
         rows = await conn.fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages"
             """
-            SELECT * FROM messages
             WHERE room_id = $1 AND ($2::bigint IS NULL OR seq < $2)
             ORDER BY seq DESC
             LIMIT $3

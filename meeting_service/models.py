@@ -183,6 +183,14 @@ class PublicRoom(Shape):
     settings: PublicSettings
 
 
+class Media(Shape):
+    """What a participant says they send: microphone, camera, a shared screen."""
+
+    audio: bool
+    video: bool
+    screen: bool
+
+
 class Participant(Shape):
     id: str
     user_id: str
@@ -192,6 +200,9 @@ class Participant(Shape):
     is_guest: bool
     status: ParticipantStatus
     joined_at: Timestamp
+    media: Media
+    hand_raised: bool
+    connected: bool = Field(description="The participant has at least one open room socket")
 
 
 class JoinResult(Shape):

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from meeting_service.models import Participant, ParticipantStatus, RoomDetail
 from meeting_service.refusals import Refusal, Refused
 from meeting_service.store import (
+    PARTICIPANT_COLUMNS,
     PRESENT,
+    ROOM_COLUMNS,
     Pool,
     joined_count,
     locked_room,
@@ -37,7 +39,10 @@ async def join_room(
     pool: Pool, events: Publisher, who: Identity, code: str
 ) -> tuple[Participant, RoomDetail]:
     async with pool.acquire() as conn, conn.transaction():
-        room = await conn.fetchrow("SELECT * FROM rooms WHERE code = $1 FOR UPDATE", code)
+        room = await conn.fetchrow(
+            f"SELECT {ROOM_COLUMNS} FROM rooms WHERE code = $1 FOR UPDATE",
+            code,
+        )
         if room is None:
             raise Refused(Refusal.ROOM_NOT_FOUND)
         if not room["is_active"]:
@@ -59,20 +64,28 @@ async def join_room(
             if await joined_count(conn, room["id"]) >= room["max_participants"]:
                 raise Refused(Refusal.ROOM_FULL)
             status = "joined"
+        # Each stay starts afresh: camera and microphone on as the client
+        # joins, unless the room mutes those who join; no screen, hand down.
         row = await conn.fetchrow(
             """
             INSERT INTO participants (id, room_id, user_id, display_name, avatar_url,
-                                      is_host, is_guest, status, ever_joined, joined_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8 = 'joined', clock_timestamp())
+                                      is_host, is_guest, status, ever_joined, joined_at,
+                                      audio, video, screen, hand_raised)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8 = 'joined', clock_timestamp(),
+                    $9, true, false, false)
             ON CONFLICT (room_id, user_id) DO UPDATE SET
                 display_name = EXCLUDED.display_name,
                 avatar_url = EXCLUDED.avatar_url,
                 status = EXCLUDED.status,
                 ever_joined = participants.ever_joined OR EXCLUDED.ever_joined,
                 joined_at = EXCLUDED.joined_at,
-                left_at = NULL
-            RETURNING *
-            """,
+                left_at = NULL,
+                audio = EXCLUDED.audio,
+                video = EXCLUDED.video,
+                screen = EXCLUDED.screen,
+                hand_raised = EXCLUDED.hand_raised
+            RETURNING """
+            + PARTICIPANT_COLUMNS,
             new_id(),
             room["id"],
             who.user_id,
@@ -81,6 +94,7 @@ async def join_room(
             is_host,
             who.is_guest,
             status,
+            is_host or not room["mute_participants_on_join"],
         )
         assert row is not None
         await events.publish(conn, topic=room["id"], event=participant_event(status, row))
@@ -92,7 +106,8 @@ async def leave_room(pool: Pool, events: Publisher, who: Identity, room_id: str)
     async with pool.acquire() as conn, conn.transaction():
         await room_row(conn, room_id)
         row = await conn.fetchrow(
-            "SELECT * FROM participants WHERE room_id = $1 AND user_id = $2 FOR UPDATE",
+            f"SELECT {PARTICIPANT_COLUMNS} FROM participants"
+            " WHERE room_id = $1 AND user_id = $2 FOR UPDATE",
             room_id,
             who.user_id,
         )
@@ -102,9 +117,10 @@ async def leave_room(pool: Pool, events: Publisher, who: Identity, room_id: str)
             return participant(row)
         left = await conn.fetchrow(
             """
-            UPDATE participants SET status = 'left', left_at = clock_timestamp()
-            WHERE id = $1 RETURNING *
-            """,
+            UPDATE participants SET status = 'left', left_at = clock_timestamp(),
+                screen = false, hand_raised = false
+            WHERE id = $1 RETURNING """
+            + PARTICIPANT_COLUMNS,
             row["id"],
         )
         assert left is not None
@@ -119,8 +135,8 @@ async def list_participants(pool: Pool, who: Identity, room_id: str) -> list[Par
         await require_inside(conn, room, who)
         visible = list(PRESENT) if room["host_id"] == who.user_id else ["joined"]
         rows = await conn.fetch(
+            f"SELECT {PARTICIPANT_COLUMNS} FROM participants"
             """
-            SELECT * FROM participants
             WHERE room_id = $1 AND status = ANY($2::text[])
             ORDER BY is_host DESC, joined_at, id
             """,
@@ -154,11 +170,13 @@ async def decide_waiting(
                 status = $2,
                 ever_joined = ever_joined OR $2 = 'joined',
                 joined_at = CASE WHEN $2 = 'joined' THEN clock_timestamp() ELSE joined_at END,
-                left_at = CASE WHEN $2 = 'joined' THEN NULL ELSE clock_timestamp() END
-            WHERE id = $1 RETURNING *
-            """,
+                left_at = CASE WHEN $2 = 'joined' THEN NULL ELSE clock_timestamp() END,
+                audio = audio AND NOT ($2 = 'joined' AND $3)
+            WHERE id = $1 RETURNING """
+            + PARTICIPANT_COLUMNS,
             participant_id,
             outcome,
+            room["mute_participants_on_join"],
         )
         assert updated is not None
         kind = "admitted" if admit else "denied"
@@ -181,9 +199,10 @@ async def remove_participant(
             return
         removed = await conn.fetchrow(
             """
-            UPDATE participants SET status = 'removed', left_at = clock_timestamp()
-            WHERE id = $1 RETURNING *
-            """,
+            UPDATE participants SET status = 'removed', left_at = clock_timestamp(),
+                screen = false, hand_raised = false
+            WHERE id = $1 RETURNING """
+            + PARTICIPANT_COLUMNS,
             participant_id,
         )
         assert removed is not None

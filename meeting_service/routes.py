@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from meeting_service import messages_store, participants_store, store
+from meeting_service import messages_store, participants_store, rooms_store
 from meeting_service.events import event_filter
 from meeting_service.models import (
     CreateRoomBody,
@@ -105,7 +105,7 @@ def _code(request: web.Request) -> str:
 )
 async def create_room(request: web.Request) -> web.Response:
     body = validate(CreateRoomBody, await read_json_object(request))
-    room = await store.create_room(
+    room = await rooms_store.create_room(
         request.app[POOL_KEY], identity_of(request), body, request.app[CODE_GENERATOR_KEY]
     )
     return json_model(room, status=201)
@@ -121,7 +121,7 @@ async def create_room(request: web.Request) -> web.Response:
 async def my_rooms(request: web.Request) -> web.Response:
     query = validate_query(MyRoomsQuery, request)
     after = decode_time_cursor(query.cursor, str) if query.cursor else None
-    rooms, last = await store.my_rooms(
+    rooms, last = await rooms_store.my_rooms(
         request.app[POOL_KEY], identity_of(request).user_id, query.limit, after
     )
     next_cursor = encode_time_cursor(*last) if last else None
@@ -137,7 +137,7 @@ async def my_rooms(request: web.Request) -> web.Response:
 )
 async def room_by_code(request: web.Request) -> web.Response:
     code = _code(request)
-    return json_model(await store.room_by_code(request.app[POOL_KEY], code))
+    return json_model(await rooms_store.room_by_code(request.app[POOL_KEY], code))
 
 
 @routes.post("/rooms/code/{code}/join")
@@ -161,7 +161,7 @@ async def join_room(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def get_room(request: web.Request) -> web.Response:
-    return json_model(await store.get_room(request.app[POOL_KEY], _room_id(request)))
+    return json_model(await rooms_store.get_room(request.app[POOL_KEY], _room_id(request)))
 
 
 @routes.patch("/rooms/{room_id}/settings")
@@ -173,7 +173,7 @@ async def get_room(request: web.Request) -> web.Response:
 )
 async def update_settings(request: web.Request) -> web.Response:
     body = validate(UpdateSettingsBody, await read_json_object(request))
-    room = await store.update_settings(
+    room = await rooms_store.update_settings(
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
         identity_of(request),
@@ -190,7 +190,7 @@ async def update_settings(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def end_room(request: web.Request) -> web.Response:
-    room = await store.end_room(
+    room = await rooms_store.end_room(
         request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), _room_id(request)
     )
     return json_model(room)

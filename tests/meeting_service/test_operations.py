@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from meeting_service.app import MIGRATIONS
+from shared.db import migration_files
 from tests.conftest import bearer
 from tests.meeting_service.conftest import create_room
 
@@ -44,6 +46,7 @@ async def test_ready_once_migrated(service, make_token, db):
     response = await service.get("/readyz")
     assert response.status == 200
     assert await response.json() == {"status": "ready", "checks": {"database": True}}
-    assert await db.fetchval("SELECT count(*) FROM meeting.schema_migrations") == 1
+    applied = await db.fetchval("SELECT count(*) FROM meeting.schema_migrations")
+    assert applied == len(migration_files(MIGRATIONS))
     response = await service.get("/rooms", headers=bearer(make_token()))
     assert response.status == 200

@@ -16,6 +16,9 @@ PARTICIPANT_KEYS = {
     "isGuest",
     "status",
     "joinedAt",
+    "media",
+    "handRaised",
+    "connected",
 }
 
 
@@ -44,6 +47,9 @@ async def test_join_by_code(api, make_token):
         "isGuest": False,
         "status": "joined",
         "joinedAt": joined["joinedAt"],
+        "media": {"audio": True, "video": True, "screen": False},
+        "handRaised": False,
+        "connected": False,
     }
     assert body["room"] == {**room, "endedAt": None}
 
