@@ -112,19 +112,21 @@ async def login(request: web.Request) -> web.Response:
             details=[{"field": "username", "message": "username or email is required"}],
         )
     settings = request.app[SETTINGS_KEY]
-    user_key = f"user:{login_name.lower()}"
-    limits = [
-        Limit(user_key, settings.login_max_failures_per_user),
-        Limit(f"addr:{client_address(request)}", settings.login_max_failures_per_address),
-    ]
     pool = request.app[POOL_KEY]
     async with pool.acquire() as conn:
+        user = await users_store.find_for_login(conn, username=body.username, email=body.email)
+        # One budget per account, whichever of its names is typed; an unknown name
+        # has its own, so that both answer alike.
+        user_key = f"account:{user.id}" if user else f"name:{login_name.lower()}"
+        limits = [
+            Limit(user_key, settings.login_max_failures_per_user),
+            Limit(f"addr:{client_address(request)}", settings.login_max_failures_per_address),
+        ]
         attempt, retry_after = await login_limits.admit(conn, limits, settings.login_window_s)
         if retry_after is not None:
             raise ApiError(
                 429, "too many login attempts", headers={"Retry-After": str(retry_after)}
             )
-        user = await users_store.find_for_login(conn, username=body.username, email=body.email)
     stored_hash = user.password_hash if user else request.app[DUMMY_HASH_KEY]
     if not await verify_password(body.password, stored_hash) or user is None:
         raise ApiError(401, INVALID_CREDENTIALS)
@@ -167,7 +169,7 @@ async def refresh(request: web.Request) -> web.Response:
 )
 async def logout(request: web.Request) -> web.Response:
     body = validate(RefreshIn, await read_json_object(request))
-    async with request.app[POOL_KEY].acquire() as conn:
+    async with request.app[POOL_KEY].acquire() as conn, conn.transaction():
         revoked = await tokens_store.revoke(conn, body.refresh_token)
     if not revoked:
         raise unauthorized()

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from enum import Enum
 
-from shared.db import Conn
+from shared.db import Conn, advisory_lock_id
 from shared.ids import new_id
 
 
@@ -35,6 +35,22 @@ class Rotation(Enum):
     REUSED = "reused"
 
 
+async def _lock_family(conn: Conn, token: str) -> str | None:
+    """The family of `token`, locked until the transaction ends; None if unknown.
+
+    Rotation and logout both take this lock first, so they serialise per family:
+    a logout waiting on a rotation then revokes the token that rotation issued,
+    and a rotation waiting on a logout finds its token revoked."""
+    family_id: str | None = await conn.fetchval(
+        "SELECT family_id FROM refresh_tokens WHERE token_hash = $1", _hash(token)
+    )
+    if family_id is not None:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1)", advisory_lock_id(f"refresh_family:{family_id}")
+        )
+    return family_id
+
+
 async def rotate(conn: Conn, token: str, ttl_s: int) -> tuple[str, str] | Rotation:
     """Spend `token` for a new one in the same family: (user id, new token).
 
@@ -42,12 +58,15 @@ async def rotate(conn: Conn, token: str, ttl_s: int) -> tuple[str, str] | Rotati
     of the two holders is not the user. Call inside a transaction, and commit
     even when the answer is REUSED, so that the revocation sticks.
     """
+    if await _lock_family(conn, token) is None:
+        return Rotation.UNKNOWN
+    # Read after the lock: a logout or rotation that held it has committed.
     row = await conn.fetchrow(
         "SELECT id, family_id, user_id, used_at, revoked_at, expires_at <= now() AS expired"
         " FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
         _hash(token),
     )
-    if row is None:
+    if row is None:  # expired, and purged meanwhile
         return Rotation.UNKNOWN
     if row["used_at"] is not None or row["revoked_at"] is not None:
         await revoke_family(conn, row["family_id"])
@@ -59,21 +78,24 @@ async def rotate(conn: Conn, token: str, ttl_s: int) -> tuple[str, str] | Rotati
     return row["user_id"], new_token
 
 
-async def revoke_family(conn: Conn, family_id: str) -> None:
-    await conn.execute(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+async def revoke_family(conn: Conn, family_id: str) -> int:
+    """Revoke every token of the family; how many of them were live."""
+    live: int = await conn.fetchval(
+        "WITH revoked AS ("
+        "  UPDATE refresh_tokens SET revoked_at = now()"
+        "  WHERE family_id = $1 AND revoked_at IS NULL"
+        "  RETURNING used_at, expires_at"
+        ") SELECT count(*) FROM revoked WHERE used_at IS NULL AND expires_at > now()",
         family_id,
     )
+    return live
 
 
 async def revoke(conn: Conn, token: str) -> bool:
-    """Log out: revoke the session `token` belongs to, if it is live."""
-    family_id = await conn.fetchval(
-        "SELECT family_id FROM refresh_tokens"
-        " WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
-        _hash(token),
-    )
+    """Log out: revoke the session (family) `token` belongs to; False when nothing
+    of it was live. A token just spent by a rotation still ends the session it
+    was rotated into: the holder asked to log out. Call inside a transaction."""
+    family_id = await _lock_family(conn, token)
     if family_id is None:
         return False
-    await revoke_family(conn, family_id)
-    return True
+    return await revoke_family(conn, family_id) > 0
