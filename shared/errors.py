@@ -1,4 +1,5 @@
-"""Every error is JSON: {"error": ...} with optional "details"; never HTML, never a traceback."""
+"""Every error is JSON: {"error": ..., "code": ...} with optional "details"; never HTML,
+never a traceback. The code comes from the one table in shared.error_codes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from shared.error_codes import code_of, status_code
 from shared.request_id import request_id_of
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,11 @@ def error_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> web.Response:
-    body: dict[str, Any] = {"error": message}
+    code = code_of(status, message, validation=bool(details))
+    if code is None:
+        log.warning("error message without a code", extra={"error_message": message})
+        code = status_code(status)
+    body: dict[str, Any] = {"error": message, "code": code}
     if details:
         body["details"] = details
     if extra:

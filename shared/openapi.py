@@ -20,6 +20,7 @@ class FieldError(BaseModel):
 
 class ErrorBody(BaseModel):
     error: str
+    code: str
     details: list[FieldError] | None = None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -52,6 +53,30 @@ async def _without_durability(dsn: str) -> None:
         await conn.execute("SELECT pg_reload_conf()")
     finally:
         await conn.close()
+
+
+class _Uncoded(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "error message without a code":
+            self.messages.append(getattr(record, "error_message", "?"))
+
+
+@pytest.fixture(autouse=True)
+def every_error_has_a_code() -> Iterator[None]:
+    """An error answered during a test whose message is not in shared/error_codes.py
+    fails that test: add the message and its code to the table."""
+    handler = _Uncoded()
+    logger = logging.getLogger("shared.errors")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    assert handler.messages == [], "error messages without a code in shared/error_codes.py"
 
 
 @pytest.fixture(scope="session")

@@ -6,17 +6,18 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-INVALID = {"error": "invalid fields received"}
-UNAUTHORIZED = {"error": "unauthorized"}
-NOT_FOUND = {"error": "room not found"}
-NOT_IN_ROOM = {"error": "you are not in this room"}
-NAME_TAKEN = {"error": "room already exists"}
+INVALID = {"error": "invalid fields received", "code": "invalid_fields"}
+UNAUTHORIZED = {"error": "unauthorized", "code": "unauthorized"}
+NOT_FOUND = {"error": "room not found", "code": "room_not_found"}
+NOT_IN_ROOM = {"error": "you are not in this room", "code": "not_in_room"}
+NAME_TAKEN = {"error": "room already exists", "code": "room_name_taken"}
 
 
 def quota(limit: int = 5) -> dict[str, str]:
     return {
         "error": f"maximum number of public rooms reached ({limit}). Please create a private"
-        " room to continue the conversation with the people you would like to"
+        " room to continue the conversation with the people you would like to",
+        "code": "public_room_quota_reached",
     }
 
 

@@ -146,7 +146,10 @@ async def test_room_name_must_be_a_string(api, auth, db):
         for extra in ({}, {"is_private": 1, "password": "pw"}, {"is_private": 7}):
             body = {"room_name": name, **extra}
             answer = await call(api, "POST", PATH, auth(), json=body)
-            assert answer == (400, {"error": "room_name must be a string"}), body
+            assert answer == (
+                400,
+                {"error": "room_name must be a string", "code": "invalid_fields"},
+            ), body
     assert await db.fetchval("SELECT count(*) FROM chat.rooms") == 0
 
 

@@ -49,7 +49,7 @@ async def test_a_body_over_a_mebibyte_is_refused(api, auth):
     headers = {**auth(), "Content-Type": "application/json"}
     assert await call(api, "POST", "/api/send_room_message", headers, data=body) == (
         413,
-        {"error": "request body too large"},
+        {"error": "request body too large", "code": "body_too_large"},
     )
 
 
@@ -64,8 +64,8 @@ async def test_deeply_nested_json_is_a_400_not_a_crash(api, auth):
         for raw in (b"[" * 100_000, b'{"room_name": ' * 50_000):
             assert await call(api, "POST", path, headers, data=raw) == (
                 400,
-                {"error": "invalid fields received"},
+                {"error": "invalid fields received", "code": "invalid_fields"},
             ), path
     cursor = base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=")
     answer = await call(api, "GET", "/api/user_rooms", auth(), params={"cursor": cursor})
-    assert answer == (400, {"error": "invalid fields received"})
+    assert answer == (400, {"error": "invalid fields received", "code": "invalid_fields"})

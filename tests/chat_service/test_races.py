@@ -24,7 +24,7 @@ async def test_sends_racing_a_deletion_are_stored_or_refused(service, auth, db):
     assert deleted == (200, {"message": 'room "General" deleted'})
     assert {status for status, _ in sent} <= {201, 404}
     refused = [body for status, body in sent if status == 404]
-    assert refused == [{"error": "room not found"}] * len(refused)
+    assert refused == [{"error": "room not found", "code": "room_not_found"}] * len(refused)
     assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 0
 
 

@@ -72,10 +72,22 @@ async def test_join_public_room_by_name_is_idempotent(api, auth, db):
 
 async def test_join_private_room_needs_the_right_password(api, auth, db):
     room_id = await create_room(api, auth("alice"), "Secret", password="open sesame")
-    assert await join(api, auth("bob"), "Secret") == (403, {"error": "password required"})
-    assert await join(api, auth("bob"), "Secret", "") == (403, {"error": "password required"})
-    assert await join(api, auth("bob"), "Secret", "open") == (403, {"error": "wrong password"})
-    assert await join(api, auth("bob"), "Secret", "x" * 100) == (403, {"error": "wrong password"})
+    assert await join(api, auth("bob"), "Secret") == (
+        403,
+        {"error": "password required", "code": "password_required"},
+    )
+    assert await join(api, auth("bob"), "Secret", "") == (
+        403,
+        {"error": "password required", "code": "password_required"},
+    )
+    assert await join(api, auth("bob"), "Secret", "open") == (
+        403,
+        {"error": "wrong password", "code": "wrong_password"},
+    )
+    assert await join(api, auth("bob"), "Secret", "x" * 100) == (
+        403,
+        {"error": "wrong password", "code": "wrong_password"},
+    )
     assert await db.fetchval("SELECT count(*) FROM chat.room_members") == 1
     expected = {"message": 'bob joined room "Secret"', "room_id": room_id, "room_name": "Secret"}
     assert await join(api, auth("bob"), "secret", "open sesame") == (200, expected)
@@ -156,7 +168,7 @@ async def test_delete_room_is_for_its_creator_and_removes_everything(api, auth, 
     body = {"room_id": room_id}
     assert await call(api, "POST", "/api/delete_room", auth("bob"), json=body) == (
         403,
-        {"error": "only the room creator can delete it"},
+        {"error": "only the room creator can delete it", "code": "not_room_creator"},
     )
     assert await call(api, "POST", "/api/delete_room", auth("alice"), json=body) == (
         200,

@@ -75,14 +75,14 @@ async def test_username_is_unique_regardless_of_case(gateway):
     assert (await register(gateway, "Alice")).status == 201
     r = await register(gateway, "aLICE")
     assert r.status == 409
-    assert await r.json() == {"error": "username already taken"}
+    assert await r.json() == {"error": "username already taken", "code": "username_taken"}
 
 
 async def test_email_is_unique_regardless_of_case(gateway):
     assert (await register(gateway, "one", email="x@example.com")).status == 201
     r = await register(gateway, "two", email="X@Example.com")
     assert r.status == 409
-    assert await r.json() == {"error": "email already registered"}
+    assert await r.json() == {"error": "email already registered", "code": "email_taken"}
 
 
 async def test_simultaneous_registrations_of_one_name_create_one_user(gateway, db):
@@ -114,6 +114,7 @@ async def test_register_validation_names_the_field(gateway, db, body, field):
     assert r.status == 400
     answer = await r.json()
     assert answer["error"].startswith(f"{field}: ")
+    assert answer["code"] == "invalid_fields"
     assert [d["field"] for d in answer["details"]] == [field]
     assert await db.fetchval("SELECT count(*) FROM gateway.users") == 0
 
@@ -126,7 +127,7 @@ async def test_a_72_byte_password_is_accepted(gateway):
 async def test_a_body_that_is_not_a_json_object_is_400(gateway, raw):
     r = await gateway.post("/auth/register", data=raw, headers={"Content-Type": "application/json"})
     assert r.status == 400
-    assert await r.json() == {"error": "request body must be a JSON object"}
+    assert await r.json() == {"error": "request body must be a JSON object", "code": "invalid_body"}
 
 
 async def test_login_by_username_or_email(gateway):
@@ -146,7 +147,11 @@ async def test_wrong_password_and_unknown_user_answer_alike(gateway):
     )
     unknown = await gateway.post("/auth/login", json={"username": "nobody", "password": PASSWORD})
     assert wrong.status == unknown.status == 401
-    assert await wrong.json() == await unknown.json() == {"error": "invalid credentials"}
+    assert (
+        await wrong.json()
+        == await unknown.json()
+        == {"error": "invalid credentials", "code": "invalid_credentials"}
+    )
 
 
 @pytest.mark.parametrize("length", [73, 200, 1024])
@@ -188,7 +193,7 @@ async def test_login_attempts_are_limited_per_username(gateway):
         assert r.status == 401
     r = await gateway.post("/auth/login", json={"username": "alice", "password": PASSWORD})
     assert r.status == 429
-    assert await r.json() == {"error": "too many login attempts"}
+    assert await r.json() == {"error": "too many login attempts", "code": "too_many_login_attempts"}
     assert 1 <= int(r.headers["Retry-After"]) <= 900
 
 
@@ -249,7 +254,7 @@ async def test_refresh_rotates_and_the_old_token_stops_working(gateway):
     assert second["user"]["username"] == "alice"
     r = await gateway.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert r.status == 401
-    assert await r.json() == {"error": "unauthorized"}
+    assert await r.json() == {"error": "unauthorized", "code": "unauthorized"}
 
 
 async def test_reusing_a_rotated_token_revokes_its_family(gateway):
@@ -290,7 +295,7 @@ async def test_simultaneous_refreshes_with_one_token_yield_one_new_pair(gateway)
 async def test_an_unknown_refresh_token_is_401(gateway):
     r = await gateway.post("/auth/refresh", json={"refresh_token": "made-up"})
     assert r.status == 401
-    assert await r.json() == {"error": "unauthorized"}
+    assert await r.json() == {"error": "unauthorized", "code": "unauthorized"}
 
 
 async def test_logout_revokes_the_refresh_token(gateway):
@@ -442,4 +447,4 @@ async def test_deeply_nested_json_is_a_400_not_a_500(gateway):
         "/auth/register", data=b"[" * 100_000, headers={"Content-Type": "application/json"}
     )
     assert r.status == 400
-    assert await r.json() == {"error": "request body must be a JSON object"}
+    assert await r.json() == {"error": "request body must be a JSON object", "code": "invalid_body"}

@@ -113,17 +113,20 @@ async def test_502_when_the_service_cannot_be_reached(gateway_factory, make_toke
     gateway = await gateway_factory(f"http://127.0.0.1:{_free_port()}")
     r = await gateway.get("/api/rooms", headers=bearer(make_token()))
     assert r.status == 502
-    assert await r.json() == {"error": "chat service unavailable"}
+    assert await r.json() == {"error": "chat service unavailable", "code": "upstream_unavailable"}
     r = await gateway.post("/rooms", json={}, headers=bearer(make_token()))
     assert r.status == 502
-    assert await r.json() == {"error": "meeting service unavailable"}
+    assert await r.json() == {
+        "error": "meeting service unavailable",
+        "code": "upstream_unavailable",
+    }
 
 
 async def test_504_when_the_service_stalls(gateway_factory, echo, make_token):
     gateway = await gateway_factory(str(echo.server.make_url("")), upstream_timeout_s=0.3)
     r = await gateway.get("/api/stall", headers=bearer(make_token()))
     assert r.status == 504
-    assert await r.json() == {"error": "chat service timed out"}
+    assert await r.json() == {"error": "chat service timed out", "code": "upstream_timeout"}
     # The gateway is not stuck: the next request is served.
     r = await gateway.get("/api/after", headers=bearer(make_token()))
     assert r.status == 200
@@ -134,7 +137,7 @@ async def test_413_on_a_declared_length_over_the_limit(gateway, echo, make_token
         "/api/upload", data=b"x" * (1024 * 1024 + 1), headers=bearer(make_token())
     )
     assert r.status == 413
-    assert await r.json() == {"error": "request body too large"}
+    assert await r.json() == {"error": "request body too large", "code": "body_too_large"}
     assert echo.requests == []
 
 
@@ -145,7 +148,7 @@ async def test_413_on_a_chunked_body_over_the_limit(gateway, make_token):
 
     r = await gateway.post("/api/upload", data=chunks(), headers=bearer(make_token()))
     assert r.status == 413
-    assert await r.json() == {"error": "request body too large"}
+    assert await r.json() == {"error": "request body too large", "code": "body_too_large"}
 
 
 async def test_a_chunked_body_at_the_limit_passes(gateway, make_token):
@@ -170,7 +173,7 @@ async def test_recovers_when_a_stopped_service_comes_back(
     await first.close()
     r = await gateway.get("/api/a", headers=bearer(make_token()))
     assert r.status == 502
-    assert await r.json() == {"error": "chat service unavailable"}
+    assert await r.json() == {"error": "chat service unavailable", "code": "upstream_unavailable"}
     await aiohttp_server(Echo().app(), port=port)
     r = await gateway.get("/api/a", headers=bearer(make_token()))
     assert r.status == 200
@@ -179,7 +182,7 @@ async def test_recovers_when_a_stopped_service_comes_back(
 async def test_unknown_path_is_a_json_404(gateway):
     r = await gateway.get("/nowhere")
     assert r.status == 404
-    assert await r.json() == {"error": "not found"}
+    assert await r.json() == {"error": "not found", "code": "not_found"}
     r = await gateway.get("/roomsX")
     assert r.status == 404
 
@@ -187,7 +190,7 @@ async def test_unknown_path_is_a_json_404(gateway):
 async def test_proxied_routes_need_a_token_except_the_code_lookup(gateway, echo):
     r = await gateway.get("/api/rooms")
     assert r.status == 401
-    assert await r.json() == {"error": "unauthorized"}
+    assert await r.json() == {"error": "unauthorized", "code": "unauthorized"}
     r = await gateway.post("/rooms/code/abc-def-ghi/join")
     assert r.status == 401
     assert [seen["path_qs"] for seen in echo.requests] == []
@@ -272,7 +275,10 @@ async def test_a_stale_pooled_connection_is_retried_for_idempotent_requests(
         # A request with a body is never sent twice: it may have been acted on.
         r = await gateway.post("/api/send_room_message", json={"room_id": 1}, headers=headers)
         assert r.status == 502
-        assert await r.json() == {"error": "chat service unavailable"}
+        assert await r.json() == {
+            "error": "chat service unavailable",
+            "code": "upstream_unavailable",
+        }
     finally:
         server.close()
         await server.wait_closed()

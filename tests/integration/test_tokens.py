@@ -88,14 +88,17 @@ async def test_bad_tokens_are_refused_everywhere(targets, signing_key, issuer, m
             for header in (token, f"Bearer {token}"):
                 r = await client.get(path, headers={"Authorization": header})
                 assert r.status == 401, (name, path, r.status)
-                assert await r.json() == {"error": "unauthorized"}, (name, path)
+                assert await r.json() == {"error": "unauthorized", "code": "unauthorized"}, (
+                    name,
+                    path,
+                )
 
 
 async def test_missing_token_is_refused_everywhere(targets):
     for client, path in targets:
         r = await client.get(path)
         assert r.status == 401, path
-        assert await r.json() == {"error": "unauthorized"}
+        assert await r.json() == {"error": "unauthorized", "code": "unauthorized"}
 
 
 async def test_the_valid_token_passes_everywhere_in_both_forms(targets, gateway_stack, make_token):

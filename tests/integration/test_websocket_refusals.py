@@ -27,8 +27,18 @@ async def test_refused_upgrades_carry_the_services_body(gateway_stack, aiohttp_c
     )
     room_id = (await r.json())["room_id"]
     cases = [
-        (f"/api/rooms/{room_id}/ws", stranger, 403, {"error": "you are not in this room"}),
-        ("/api/rooms/999999/ws", stranger, 404, {"error": "room not found"}),
+        (
+            f"/api/rooms/{room_id}/ws",
+            stranger,
+            403,
+            {"error": "you are not in this room", "code": "not_in_room"},
+        ),
+        (
+            "/api/rooms/999999/ws",
+            stranger,
+            404,
+            {"error": "room not found", "code": "room_not_found"},
+        ),
     ]
     for path, token, status, body in cases:
         for client in (gateway, chat):

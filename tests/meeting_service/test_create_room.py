@@ -111,6 +111,7 @@ async def test_validation_names_the_field(api, make_token, db, body, field, mess
     assert response.status == 400
     assert await response.json() == {
         "error": f"{field}: {message}",
+        "code": "invalid_fields",
         "details": [{"field": field, "message": message}],
     }
     assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 0
@@ -121,7 +122,10 @@ async def test_a_body_that_is_not_an_object(api, make_token, db, raw):
     headers = {**bearer(make_token()), "Content-Type": "application/json"}
     response = await api.post("/rooms", data=raw, headers=headers)
     assert response.status == 400
-    assert await response.json() == {"error": "request body must be a JSON object"}
+    assert await response.json() == {
+        "error": "request body must be a JSON object",
+        "code": "invalid_body",
+    }
     assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 0
 
 
@@ -129,13 +133,13 @@ async def test_no_token_or_a_bad_one_is_401(api, make_token):
     for headers in ({}, {"Authorization": "Bearer nonsense"}, bearer(make_token(ttl_s=-60))):
         response = await api.post("/rooms", json={}, headers=headers)
         assert response.status == 401
-        assert await response.json() == {"error": "unauthorized"}
+        assert await response.json() == {"error": "unauthorized", "code": "unauthorized"}
 
 
 async def test_guests_cannot_create_rooms(api, make_token, db):
     response = await api.post("/rooms", json={}, headers=bearer(make_token("g", role="guest")))
     assert response.status == 401
-    assert await response.json() == {"error": "unauthorized"}
+    assert await response.json() == {"error": "unauthorized", "code": "unauthorized"}
     assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 0
 
 
@@ -175,7 +179,8 @@ async def test_a_generator_that_always_collides_gives_up_after_ten_draws(
     response = await client.post("/rooms", json={"name": "Second"}, headers=bearer(make_token()))
     assert response.status == 400
     assert await response.json() == {
-        "error": "Failed to generate unique room code after 10 attempts"
+        "error": "Failed to generate unique room code after 10 attempts",
+        "code": "room_codes_exhausted",
     }
     assert len(draws) == 10
     assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 1

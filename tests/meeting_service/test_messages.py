@@ -76,7 +76,7 @@ async def test_history_bad_query(api, make_token):
     alice = make_token("alice")
     room = await create_room(api, alice)
     unknown = await history(api, alice, room["id"], expect=400, before="cnosuchmessage")
-    assert unknown == {"error": "before: no such message in this room"}
+    assert unknown == {"error": "before: no such message in this room", "code": "message_not_found"}
     body = await history(api, alice, room["id"], expect=400, limit="0")
     assert body["error"] == "limit: Input should be greater than or equal to 1"
 
@@ -122,7 +122,7 @@ async def test_chat_disabled(api, make_token):
     await api.patch(
         f"/rooms/{room['id']}/settings", json={"allowChat": False}, headers=bearer(alice)
     )
-    disabled = {"error": "Chat is disabled in this room"}
+    disabled = {"error": "Chat is disabled in this room", "code": "chat_disabled"}
     for token in (alice, bob):
         assert await send(api, token, room["id"], "hello", expect=403) == disabled
         assert await history(api, token, room["id"], expect=403) == disabled
@@ -133,12 +133,18 @@ async def test_only_those_in_the_room_chat(api, make_token):
     room = await create_room(api, alice, waitingRoom=True)
     waiting = make_token("bob")
     await join(api, waiting, room["code"])
-    outside = {"error": "You are not in this room"}
+    outside = {"error": "You are not in this room", "code": "not_in_room"}
     for token in (make_token("mallory"), waiting):
         assert await send(api, token, room["id"], "let me in", expect=403) == outside
         assert await history(api, token, room["id"], expect=403) == outside
-    assert await send(api, alice, "cnosuchroom", "hi", expect=404) == {"error": "Room not found"}
-    assert await history(api, alice, "cnosuchroom", expect=404) == {"error": "Room not found"}
+    assert await send(api, alice, "cnosuchroom", "hi", expect=404) == {
+        "error": "Room not found",
+        "code": "room_not_found",
+    }
+    assert await history(api, alice, "cnosuchroom", expect=404) == {
+        "error": "Room not found",
+        "code": "room_not_found",
+    }
 
 
 async def test_an_ended_room_keeps_its_history_but_takes_no_messages(api, make_token):
@@ -148,9 +154,11 @@ async def test_an_ended_room_keeps_its_history_but_takes_no_messages(api, make_t
     sent = await send(api, bob, room["id"], "bye")
     await api.post(f"/rooms/{room['id']}/end", headers=bearer(alice))
     assert await send(api, alice, room["id"], "late", expect=409) == {
-        "error": "Room is no longer active"
+        "error": "Room is no longer active",
+        "code": "room_inactive",
     }
     assert await send(api, bob, room["id"], "late", expect=403) == {
-        "error": "You are not in this room"
+        "error": "You are not in this room",
+        "code": "not_in_room",
     }
     assert (await history(api, alice, room["id"]))["messages"] == [sent]

@@ -81,11 +81,11 @@ async def test_the_host_is_in_the_room_from_creation(api, make_token):
 async def test_join_unknown_code_and_no_token(api, make_token):
     response = await api.post("/rooms/code/zzz-zzz-zzz/join", headers=bearer(make_token()))
     assert response.status == 404
-    assert await response.json() == {"error": "Room not found"}
+    assert await response.json() == {"error": "Room not found", "code": "room_not_found"}
     room = await create_room(api, make_token("alice"))
     response = await api.post(f"/rooms/code/{room['code']}/join")
     assert response.status == 401
-    assert await response.json() == {"error": "unauthorized"}
+    assert await response.json() == {"error": "unauthorized", "code": "unauthorized"}
 
 
 async def test_a_guest_joins_where_guests_are_allowed(api, make_token):
@@ -108,7 +108,8 @@ async def test_guests_are_refused_where_not_allowed(api, make_token):
     )
     guest = make_token(role="guest", user_id="g_visitor", name="Visitor")
     assert await join(api, guest, room["code"], expect=403) == {
-        "error": "Guest access is not allowed"
+        "error": "Guest access is not allowed",
+        "code": "guests_not_allowed",
     }
     await join(api, make_token("bob"), room["code"])
 
@@ -122,7 +123,8 @@ async def test_a_locked_room_admits_only_its_host(api, make_token):
     )
     assert (await locked.json())["isLocked"] is True
     assert await join(api, make_token("bob"), room["code"], expect=423) == {
-        "error": "Room is locked"
+        "error": "Room is locked",
+        "code": "room_locked",
     }
     back = await join(api, alice, room["code"])
     assert back["participant"]["status"] == "joined"
@@ -132,7 +134,8 @@ async def test_a_full_room_refuses(api, make_token):
     room = await create_room(api, make_token("alice"), maxParticipants=2)
     await join(api, make_token("bob"), room["code"])
     assert await join(api, make_token("carol"), room["code"], expect=409) == {
-        "error": "Room is full"
+        "error": "Room is full",
+        "code": "room_full",
     }
 
 
@@ -144,7 +147,8 @@ async def test_the_waiting_room(api, make_token):
     assert (await join(api, bob, room["code"]))["participant"] == waiting
     # Waiting is not being inside.
     assert await participants(api, bob, room["id"], expect=403) == {
-        "error": "You are not in this room"
+        "error": "You are not in this room",
+        "code": "not_in_room",
     }
     host_view = await participants(api, alice, room["id"])
     assert [(p["userId"], p["status"]) for p in host_view["participants"]] == [
@@ -154,7 +158,10 @@ async def test_the_waiting_room(api, make_token):
     admit_url = f"/rooms/{room['id']}/participants/{waiting['id']}/admit"
     refused = await api.post(admit_url, headers=bearer(carol))
     assert refused.status == 403
-    assert await refused.json() == {"error": "Only the host can admit participants"}
+    assert await refused.json() == {
+        "error": "Only the host can admit participants",
+        "code": "not_host",
+    }
     response = await api.post(admit_url, headers=bearer(alice))
     assert response.status == 200
     admitted = await response.json()
@@ -168,7 +175,10 @@ async def test_the_waiting_room(api, make_token):
     deny_url = f"/rooms/{room['id']}/participants/{carol_waits['id']}/deny"
     refused = await api.post(deny_url, headers=bearer(bob))
     assert refused.status == 403
-    assert await refused.json() == {"error": "Only the host can deny participants"}
+    assert await refused.json() == {
+        "error": "Only the host can deny participants",
+        "code": "not_host",
+    }
     denied = await api.post(deny_url, headers=bearer(alice))
     assert denied.status == 200
     assert (await denied.json())["status"] == "denied"
@@ -194,7 +204,7 @@ async def test_admitting_rechecks_capacity(api, make_token):
     assert (await api.post(f"{base}/{bob['id']}/admit", headers=bearer(alice))).status == 200
     response = await api.post(f"{base}/{carol['id']}/admit", headers=bearer(alice))
     assert response.status == 409
-    assert await response.json() == {"error": "Room is full"}
+    assert await response.json() == {"error": "Room is full", "code": "room_full"}
 
 
 async def test_admit_and_deny_need_someone_waiting(api, make_token):
@@ -204,13 +214,19 @@ async def test_admit_and_deny_need_someone_waiting(api, make_token):
     base = f"/rooms/{room['id']}/participants"
     response = await api.post(f"{base}/{bob['id']}/deny", headers=bearer(alice))
     assert response.status == 409
-    assert await response.json() == {"error": "Participant is not waiting"}
+    assert await response.json() == {
+        "error": "Participant is not waiting",
+        "code": "participant_not_waiting",
+    }
     response = await api.post(f"{base}/cnosuchparticipant/admit", headers=bearer(alice))
     assert response.status == 404
-    assert await response.json() == {"error": "Participant not found"}
+    assert await response.json() == {
+        "error": "Participant not found",
+        "code": "participant_not_found",
+    }
     response = await api.post("/rooms/cnosuchroom/participants/x/admit", headers=bearer(alice))
     assert response.status == 404
-    assert await response.json() == {"error": "Room not found"}
+    assert await response.json() == {"error": "Room not found", "code": "room_not_found"}
 
 
 async def test_leave_and_come_back(api, make_token):
@@ -226,7 +242,10 @@ async def test_leave_and_come_back(api, make_token):
     assert await again.json() == left
     # Leaving frees the place.
     await join(api, make_token("carol"), room["code"])
-    assert await join(api, bob, room["code"], expect=409) == {"error": "Room is full"}
+    assert await join(api, bob, room["code"], expect=409) == {
+        "error": "Room is full",
+        "code": "room_full",
+    }
 
 
 async def test_rejoining_keeps_the_participant_id(api, make_token):
@@ -243,10 +262,13 @@ async def test_leave_errors(api, make_token):
     room = await create_room(api, make_token("alice"))
     response = await api.post(f"/rooms/{room['id']}/leave", headers=bearer(make_token("bob")))
     assert response.status == 404
-    assert await response.json() == {"error": "Participant not found"}
+    assert await response.json() == {
+        "error": "Participant not found",
+        "code": "participant_not_found",
+    }
     response = await api.post("/rooms/cnosuchroom/leave", headers=bearer(make_token("bob")))
     assert response.status == 404
-    assert await response.json() == {"error": "Room not found"}
+    assert await response.json() == {"error": "Room not found", "code": "room_not_found"}
 
 
 async def test_the_host_removes_a_participant(api, make_token):
@@ -257,17 +279,22 @@ async def test_the_host_removes_a_participant(api, make_token):
     url = f"/rooms/{room['id']}/participants/{bob_p['id']}"
     refused = await api.delete(url, headers=bearer(carol))
     assert refused.status == 403
-    assert await refused.json() == {"error": "Only the host can remove participants"}
+    assert await refused.json() == {
+        "error": "Only the host can remove participants",
+        "code": "not_host",
+    }
     response = await api.delete(url, headers=bearer(alice))
     assert response.status == 204
     assert await response.read() == b""
     listed = await participants(api, alice, room["id"])
     assert [p["userId"] for p in listed["participants"]] == ["u_alice", "u_carol"]
     assert await participants(api, bob, room["id"], expect=403) == {
-        "error": "You are not in this room"
+        "error": "You are not in this room",
+        "code": "not_in_room",
     }
     assert await join(api, bob, room["code"], expect=403) == {
-        "error": "You have been removed from this room"
+        "error": "You have been removed from this room",
+        "code": "removed_from_room",
     }
     assert (await api.delete(url, headers=bearer(alice))).status == 204
 
@@ -279,19 +306,27 @@ async def test_remove_errors(api, make_token):
     base = f"/rooms/{room['id']}/participants"
     response = await api.delete(f"{base}/{host['id']}", headers=bearer(alice))
     assert response.status == 400
-    assert await response.json() == {"error": "The host cannot be removed"}
+    assert await response.json() == {
+        "error": "The host cannot be removed",
+        "code": "host_not_removable",
+    }
     response = await api.delete(f"{base}/cnosuchparticipant", headers=bearer(alice))
     assert response.status == 404
-    assert await response.json() == {"error": "Participant not found"}
+    assert await response.json() == {
+        "error": "Participant not found",
+        "code": "participant_not_found",
+    }
 
 
 async def test_participants_of_a_room_one_is_not_in(api, make_token):
     room = await create_room(api, make_token("alice"))
     assert await participants(api, make_token("mallory"), room["id"], expect=403) == {
-        "error": "You are not in this room"
+        "error": "You are not in this room",
+        "code": "not_in_room",
     }
     assert await participants(api, make_token("mallory"), "cnosuchroom", expect=404) == {
-        "error": "Room not found"
+        "error": "Room not found",
+        "code": "room_not_found",
     }
 
 
@@ -312,7 +347,11 @@ async def test_thirty_simultaneous_joins_for_ten_places(service, make_token, db)
     assert all(
         body["participant"]["status"] == "joined" for body in bodies if "participant" in body
     )
-    assert all(body == {"error": "Room is full"} for body in bodies if "participant" not in body)
+    assert all(
+        body == {"error": "Room is full", "code": "room_full"}
+        for body in bodies
+        if "participant" not in body
+    )
     joined = await db.fetchval(
         "SELECT count(*) FROM meeting.participants WHERE room_id = $1 AND status = 'joined'",
         room["id"],

@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import bearer
 from tests.meeting_service.conftest import TIMESTAMP, create_room, join
 
-NOT_FOUND = {"error": "Room not found"}
+NOT_FOUND = {"error": "Room not found", "code": "room_not_found"}
 
 
 async def test_get_by_id_adds_ended_at(api, make_token):
@@ -28,7 +28,7 @@ async def test_get_needs_a_token(api, make_token):
     room = await create_room(api, make_token())
     response = await api.get(f"/rooms/{room['id']}")
     assert response.status == 401
-    assert await response.json() == {"error": "unauthorized"}
+    assert await response.json() == {"error": "unauthorized", "code": "unauthorized"}
 
 
 async def test_public_lookup_by_code(api, make_token):
@@ -118,7 +118,7 @@ async def test_my_rooms_bad_query(api, make_token, query, error):
 async def test_my_rooms_needs_a_token(api):
     response = await api.get("/rooms")
     assert response.status == 401
-    assert await response.json() == {"error": "unauthorized"}
+    assert await response.json() == {"error": "unauthorized", "code": "unauthorized"}
 
 
 async def test_host_updates_every_setting(api, make_token):
@@ -182,7 +182,10 @@ async def test_only_the_host_updates_settings(api, make_token):
         f"/rooms/{room['id']}/settings", json={"isLocked": True}, headers=bearer(bob)
     )
     assert response.status == 403
-    assert await response.json() == {"error": "Only the host can update room settings"}
+    assert await response.json() == {
+        "error": "Only the host can update room settings",
+        "code": "not_host",
+    }
 
 
 async def test_settings_of_an_unknown_room(api, make_token):
@@ -212,6 +215,7 @@ async def test_settings_validation(api, make_token, body, field, message):
     assert response.status == 400
     assert await response.json() == {
         "error": f"{field}: {message}",
+        "code": "invalid_fields",
         "details": [{"field": field, "message": message}],
     }
 
@@ -225,13 +229,14 @@ async def test_capacity_cannot_drop_below_who_is_inside(api, make_token):
     response = await api.patch(url, json={"maxParticipants": 2}, headers=bearer(alice))
     assert response.status == 409
     assert await response.json() == {
-        "error": "maxParticipants cannot be lower than the number of participants already joined"
+        "error": "maxParticipants cannot be lower than the number of participants already joined",
+        "code": "capacity_below_joined",
     }
     response = await api.patch(url, json={"maxParticipants": 3}, headers=bearer(alice))
     assert response.status == 200
     assert (await response.json())["settings"]["maxParticipants"] == 3
     full = await join(api, make_token("dave"), room["code"], expect=409)
-    assert full == {"error": "Room is full"}
+    assert full == {"error": "Room is full", "code": "room_full"}
 
 
 async def test_host_ends_the_room_and_everyone_leaves(api, make_token, db):
@@ -263,13 +268,14 @@ async def test_an_ended_room_admits_no_one_and_takes_no_settings(api, make_token
     await api.post(f"/rooms/{room['id']}/end", headers=bearer(alice))
     for token in (make_token("bob"), alice, make_token("guest", role="guest")):
         assert await join(api, token, room["code"], expect=409) == {
-            "error": "Room is no longer active"
+            "error": "Room is no longer active",
+            "code": "room_inactive",
         }
     response = await api.patch(
         f"/rooms/{room['id']}/settings", json={"isLocked": True}, headers=bearer(alice)
     )
     assert response.status == 409
-    assert await response.json() == {"error": "Room is no longer active"}
+    assert await response.json() == {"error": "Room is no longer active", "code": "room_inactive"}
 
 
 async def test_only_the_host_ends_the_room(api, make_token):
@@ -278,7 +284,7 @@ async def test_only_the_host_ends_the_room(api, make_token):
     await join(api, bob, room["code"])
     response = await api.post(f"/rooms/{room['id']}/end", headers=bearer(bob))
     assert response.status == 403
-    assert await response.json() == {"error": "Only the host can end the room"}
+    assert await response.json() == {"error": "Only the host can end the room", "code": "not_host"}
     missing = await api.post("/rooms/cnosuchroom/end", headers=bearer(bob))
     assert missing.status == 404
     assert await missing.json() == NOT_FOUND
@@ -303,7 +309,7 @@ async def test_my_rooms_refuses_cursors_it_did_not_write(api, make_token, positi
     params = {"cursor": encode_cursor(*position)}
     response = await api.get("/rooms", params=params, headers=bearer(make_token()))
     assert response.status == 400
-    assert await response.json() == {"error": "invalid cursor"}
+    assert await response.json() == {"error": "invalid cursor", "code": "invalid_cursor"}
 
 
 async def test_deeply_nested_input_is_a_400(api, make_token):
@@ -314,7 +320,10 @@ async def test_deeply_nested_input_is_a_400(api, make_token):
     headers = {**bearer(token), "Content-Type": "application/json"}
     response = await api.post("/rooms", data=nested, headers=headers)
     assert response.status == 400
-    assert await response.json() == {"error": "request body must be a JSON object"}
+    assert await response.json() == {
+        "error": "request body must be a JSON object",
+        "code": "invalid_body",
+    }
     room = await create_room(api, token)
     response = await api.patch(f"/rooms/{room['id']}/settings", data=nested, headers=headers)
     assert response.status == 400
@@ -323,4 +332,4 @@ async def test_deeply_nested_input_is_a_400(api, make_token):
     cursor = base64.urlsafe_b64encode(shallower.encode()).decode().rstrip("=")
     response = await api.get("/rooms", params={"cursor": cursor}, headers=bearer(token))
     assert response.status == 400
-    assert await response.json() == {"error": "invalid cursor"}
+    assert await response.json() == {"error": "invalid cursor", "code": "invalid_cursor"}

@@ -30,6 +30,7 @@ async def test_bodies(api, make_token, db, escaped, message):
     assert response.status == 400
     assert await response.json() == {
         "error": f"name: {message}",
+        "code": "invalid_fields",
         "details": [{"field": "name", "message": message}],
     }
     room = await create_room(api, token)
@@ -50,7 +51,7 @@ async def test_path_and_query(api, make_token):
     token = make_token("alice")
     room = await create_room(api, token)
     await join(api, token, room["code"])
-    not_found = {"error": "Room not found"}
+    not_found = {"error": "Room not found", "code": "room_not_found"}
     for path in (
         "/rooms/a%00b",
         "/rooms/a%00b/participants",
@@ -68,7 +69,10 @@ async def test_path_and_query(api, make_token):
         f"/rooms/{room['id']}/participants/a%00b/admit", headers=bearer(token)
     )
     assert response.status == 404
-    assert await response.json() == {"error": "Participant not found"}
+    assert await response.json() == {
+        "error": "Participant not found",
+        "code": "participant_not_found",
+    }
     response = await api.get(
         f"/rooms/{room['id']}/messages", params={"before": NUL}, headers=bearer(token)
     )
@@ -81,4 +85,4 @@ async def test_path_and_query(api, make_token):
             "/rooms", params={"cursor": encode_cursor(*position)}, headers=bearer(token)
         )
         assert response.status == 400
-        assert await response.json() == {"error": "invalid cursor"}
+        assert await response.json() == {"error": "invalid cursor", "code": "invalid_cursor"}

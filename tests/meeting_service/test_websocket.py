@@ -153,7 +153,7 @@ async def test_websocket_needs_a_token(api, make_token):
     room = await create_room(api, make_token("alice"))
     response = await api.get(f"/rooms/{room['id']}/ws")
     assert response.status == 401
-    assert await response.json() == {"error": "unauthorized"}
+    assert await response.json() == {"error": "unauthorized", "code": "unauthorized"}
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await api.ws_connect(f"/rooms/{room['id']}/ws")
     assert refused.value.status == 401
@@ -164,13 +164,13 @@ async def test_websocket_refuses_those_not_in_the_room(api, make_token):
     mallory = make_token("mallory")
     response = await api.get(f"/rooms/{room['id']}/ws", headers=bearer(mallory))
     assert response.status == 403
-    assert await response.json() == {"error": "You are not in this room"}
+    assert await response.json() == {"error": "You are not in this room", "code": "not_in_room"}
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await api.ws_connect(f"/rooms/{room['id']}/ws", headers=bearer(mallory))
     assert refused.value.status == 403
     response = await api.get("/rooms/cnosuchroom/ws", headers=bearer(mallory))
     assert response.status == 404
-    assert await response.json() == {"error": "Room not found"}
+    assert await response.json() == {"error": "Room not found", "code": "room_not_found"}
 
 
 async def test_leaving_the_waiting_room_is_told_only_to_the_host(api, make_token):
