@@ -174,7 +174,7 @@ async def test_a_password_longer_than_bcrypt_reads_is_invalid_credentials(
     for username in ("alice", "nobody"):
         r = await gateway.post("/auth/login", json={"username": username, "password": too_long})
         assert r.status == 401
-        assert await r.json() == {"error": "invalid credentials"}
+        assert await r.json() == {"error": "invalid credentials", "code": "invalid_credentials"}
     # Each refusal cost a bcrypt check, like any wrong password: the time does not tell.
     assert checks == [72, 72]
 
