@@ -25,6 +25,7 @@ UNREADABLE = [
 def refusal(message: str) -> dict[str, object]:
     return {
         "error": f"displayName: Value error, {message}",
+        "code": "invalid_fields",
         "details": [{"field": "displayName", "message": f"Value error, {message}"}],
     }
 

@@ -32,6 +32,7 @@ async def test_unreadable_names_are_refused_naming_the_field(api, make_token, db
     assert response.status == 400
     assert await response.json() == {
         "error": f"name: {message}",
+        "code": "invalid_fields",
         "details": [{"field": "name", "message": message}],
     }
     room = await create_room(api, token, name="Standup")
