@@ -35,6 +35,7 @@ CODES: dict[str, str] = {
     "displayName: may not be null": "invalid_fields",
     # Gateway: relay
     "websocket upgrade refused": "websocket_upgrade_refused",
+    "invalid X-Forwarded-For header": "invalid_forwarded_for",
     # Chat service
     "invalid fields received": "invalid_fields",
     "room_name must be a string": "invalid_fields",

@@ -29,6 +29,6 @@ async def test_app_redirects_and_refuses_paths_outside_it(site: Site) -> None:
     assert response is not None and response.url == f"{site.origin}/app/"
     missing = await page.request.get("/app/nothing-here.js")
     assert missing.status == 404
-    assert await missing.json() == {"error": "not found"}
+    assert await missing.json() == {"error": "not found", "code": "not_found"}
     escape = await page.request.get("/app/..%2f..%2fapp.py")
     assert escape.status == 404
