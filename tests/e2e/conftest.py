@@ -3,6 +3,7 @@ against the embedded Postgres, and Debian's chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -59,6 +60,8 @@ class Site:
         page = await context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"{exc}"))
         page.on("console", self._console)
+        # "End the meeting for everyone?" and the like: the person says yes.
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
 
         def watch(request: Any) -> None:
             url = request.url

@@ -5,17 +5,7 @@ from __future__ import annotations
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import Screenshot, Site
-
-
-async def register(page: Page, username: str, display_name: str) -> None:
-    await page.goto("/app/")
-    await page.get_by_role("tab", name="Register").click()
-    form = page.get_by_role("tabpanel", name="Register")
-    await form.get_by_label("Username").fill(username)
-    await form.get_by_label("Display name (optional)").fill(display_name)
-    await form.get_by_label("Password").fill("correct horse battery")
-    await form.get_by_role("button", name="Create account").click()
-    await expect(page.locator("#whoami")).to_have_text(display_name)
+from tests.e2e.pages import register
 
 
 async def send(page: Page, text: str) -> None:

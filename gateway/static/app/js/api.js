@@ -84,8 +84,8 @@ export class Session extends EventTarget {
     return this._refreshing;
   }
 
-  async call(method, path, body, { auth = true, headers = {}, retried = false } = {}) {
-    const init = { method, headers: { Accept: "application/json", ...headers } };
+  async call(method, path, body, { auth = true, headers = {}, retried = false, keepalive = false } = {}) {
+    const init = { method, keepalive, headers: { Accept: "application/json", ...headers } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -99,7 +99,7 @@ export class Session extends EventTarget {
     }
     if (response.status === 401 && auth && !retried && this.refreshToken) {
       await this.refresh();
-      return this.call(method, path, body, { auth, headers, retried: true });
+      return this.call(method, path, body, { auth, headers, keepalive, retried: true });
     }
     if (response.status === 204) return null;
     let data = null;

@@ -71,6 +71,15 @@ export class LiveSocket {
     this.timer = setTimeout(() => this.start(), wait / 2 + Math.random() * (wait / 2));
   }
 
+  // Connect again now (a fresh snapshot), as after an admission from the waiting room.
+  restart() {
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close(1000);
+    this.attempt = 0;
+    this.start();
+  }
+
   get open() { return this.ws?.readyState === WebSocket.OPEN; }
 
   send(frame) {
