@@ -7,6 +7,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.api_docs import MergedDocs
+from gateway.cors import preflight_middleware, setup_cors
 from gateway.identity import ISSUER_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, load_signing_key
 from gateway.proxy import BODY_LIMIT_KEY, TIMEOUT_KEY, proxy_handler
@@ -43,7 +44,9 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         schema="gateway",
         migrations=MIGRATIONS,
         verifier=verifier,
+        pre_auth_middlewares=[preflight_middleware],
     )
+    setup_cors(app, settings.cors_allowed_origins)
     app[SETTINGS_KEY] = settings
     app[ISSUER_KEY] = issuer
     app[BODY_LIMIT_KEY] = settings.max_body_bytes

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from shared.settings import CommonSettings
 
@@ -43,3 +46,20 @@ class GatewaySettings(CommonSettings):
                 " networks (CIDR) of the proxies in front of the gateway"
             )
         return None
+
+    # Origins whose pages may call the API (CORS), comma-separated:
+    # "https://app.example.com,http://localhost:3000", or "*" for any. None by default.
+    cors_allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for origin in value:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"not an origin (scheme://host[:port], no path): {origin!r}")
+        return tuple(value)
+
+
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:\d{1,5})?")

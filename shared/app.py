@@ -67,14 +67,17 @@ def base_app(
     migrations: Path,
     verifier: TokenVerifier | None,
     extra_middlewares: Iterable[Middleware] = (),
+    pre_auth_middlewares: Iterable[Middleware] = (),
 ) -> web.Application:
-    """Middlewares (request id, metrics, errors, auth), the database, operational routes."""
+    """Middlewares (request id, metrics, errors, auth), the database, operational routes.
+    `pre_auth_middlewares` answer before a token is asked for (CORS preflights)."""
     middlewares: list[Middleware] = [
         request_id_middleware,
         metrics_middleware,
         error_middleware,
         client_address_middleware(settings.trusted_proxies),
     ]
+    middlewares.extend(pre_auth_middlewares)
     if verifier is not None:
         middlewares.append(auth_middleware)
     middlewares.extend(extra_middlewares)

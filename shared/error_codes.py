@@ -36,6 +36,7 @@ CODES: dict[str, str] = {
     # Gateway: relay
     "websocket upgrade refused": "websocket_upgrade_refused",
     "invalid X-Forwarded-For header": "invalid_forwarded_for",
+    "origin not allowed": "origin_not_allowed",
     # Chat service
     "invalid fields received": "invalid_fields",
     "room_name must be a string": "invalid_fields",
