@@ -24,7 +24,7 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
         extra_middlewares=[store_error_middleware],
     )
     # After the database's context, whose pool it listens on.
-    app.cleanup_ctx.append(realtime_ctx(CHANNEL, expand=expand_event))
+    app.cleanup_ctx.append(realtime_ctx(CHANNEL, expand=expand_event, settings=settings))
     app[SETTINGS_KEY] = settings
     app.add_routes(routes)
     return app

@@ -13,8 +13,9 @@ from aiohttp import web
 
 from chat_service import store
 from chat_service.models import ChatMessage
-from shared.db import Conn
-from shared.realtime import Broadcaster, Event, serve_websocket
+from shared.db import POOL_KEY, Conn
+from shared.realtime import Broadcaster, Ending, Event
+from shared.websockets import Stream, serve_websocket
 
 CHANNEL = "chat_events"
 
@@ -53,17 +54,16 @@ async def expand_event(pool: asyncpg.Pool, event: Event) -> Event | None:
 
 
 # Application close codes (4000-4999): the HTTP status the same request would get now.
-CLOSE_NOT_IN_ROOM = 4403
-CLOSE_ROOM_GONE = 4404
-CLOSE_REASONS = {CLOSE_NOT_IN_ROOM: "you are not in this room", CLOSE_ROOM_GONE: "room not found"}
+NOT_IN_ROOM = Ending(4403, "you are not in this room")
+ROOM_GONE = Ending(4404, "room not found")
 
 
-def verdict(event: Event, username: str) -> int | None:
-    """The close code that ends `username`'s stream at this event, if any."""
+def verdict(event: Event, username: str) -> Ending | None:
+    """What ends `username`'s stream at this event, if anything."""
     if event.get("room_deleted"):
-        return CLOSE_ROOM_GONE
+        return ROOM_GONE
     if "left" in event and event["left"] == username:
-        return CLOSE_NOT_IN_ROOM
+        return NOT_IN_ROOM
     return None
 
 
@@ -71,16 +71,16 @@ async def serve_room(
     request: web.Request, broadcaster: Broadcaster, room_id: int, username: str
 ) -> web.WebSocketResponse:
     """The room's messages; the stream ends, with a close code, when its user leaves
-    the room or the room is deleted: a listener hears only what a member may."""
+    the room or the room is deleted: a listener hears only what a member may.
+    Membership is checked after subscribing, so a leave committed in between ends
+    the stream rather than being missed."""
+    pool = request.app[POOL_KEY]
 
-    def close_on(event: Event) -> tuple[int, str] | None:
-        code = verdict(event, username)
-        return (code, CLOSE_REASONS[code]) if code is not None else None
+    async def start() -> Stream:
+        await store.require_member(pool, room_id, username)
+        return Stream(
+            allow=lambda event: "message_id" in event,
+            close_on=lambda event: verdict(event, username),
+        )
 
-    return await serve_websocket(
-        request,
-        broadcaster,
-        topic_of(room_id),
-        allow=lambda event: "message_id" in event,
-        close_on=close_on,
-    )
+    return await serve_websocket(request, broadcaster, topic_of(room_id), start)

@@ -261,7 +261,6 @@ async def get_room_messages(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def room_events(request: web.Request) -> web.StreamResponse:
-    room_id = room_id_of(request)
-    username = username_of(request)
-    await store.require_member(request.app[POOL_KEY], room_id, username)
-    return await serve_room(request, request.app[REALTIME_KEY], room_id, username)
+    return await serve_room(
+        request, request.app[REALTIME_KEY], room_id_of(request), username_of(request)
+    )

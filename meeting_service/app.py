@@ -30,6 +30,6 @@ def create_app(
     )
     app[SETTINGS_KEY] = settings
     app[CODE_GENERATOR_KEY] = code_generator
-    app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=expand_event))
+    app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=expand_event, settings=settings))
     app.add_routes(routes)
     return app

@@ -32,8 +32,9 @@ from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
-from shared.realtime import REALTIME_KEY, serve_websocket
+from shared.realtime import REALTIME_KEY
 from shared.text import storable
+from shared.websockets import Stream, serve_websocket
 
 SETTINGS_KEY = web.AppKey("settings", MeetingSettings)
 CODE_GENERATOR_KEY: web.AppKey[CodeGenerator] = web.AppKey("room_code_generator")
@@ -320,7 +321,12 @@ async def send_message(request: web.Request) -> web.Response:
 )
 async def room_events(request: web.Request) -> web.StreamResponse:
     room_id = _room_id(request)
-    watcher = await participants_store.viewer(request.app[POOL_KEY], identity_of(request), room_id)
-    return await serve_websocket(
-        request, request.app[REALTIME_KEY], topic=room_id, allow=event_filter(watcher)
-    )
+
+    async def start() -> Stream:
+        # After subscribing: a removal committed meanwhile is not missed.
+        watcher = await participants_store.viewer(
+            request.app[POOL_KEY], identity_of(request), room_id
+        )
+        return Stream(allow=event_filter(watcher))
+
+    return await serve_websocket(request, request.app[REALTIME_KEY], room_id, start)

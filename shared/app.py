@@ -27,6 +27,7 @@ from shared.metrics import METRICS_KEY, HttpMetrics, metrics_handler, metrics_mi
 from shared.openapi import add_openapi_routes
 from shared.request_id import add_request_id_header, request_id_middleware
 from shared.settings import CommonSettings, ServiceSettings
+from shared.websockets import close_on_shutdown
 
 VERIFIER_KEY = web.AppKey("verifier", TokenVerifier)
 HTTP_SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
@@ -87,6 +88,7 @@ def base_app(
     if verifier is not None:
         app[VERIFIER_KEY] = verifier
     app.on_response_prepare.append(add_request_id_header)
+    close_on_shutdown(app, settings.shutdown_grace_s)
     app.cleanup_ctx.append(database_ctx(settings, schema, migrations))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

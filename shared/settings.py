@@ -49,6 +49,9 @@ class CommonSettings(BaseSettings):
             return tuple(ipaddress.ip_network(str(part), strict=True) for part in value)
         return value
 
+    # SIGTERM to exit: sockets are closed with 1001, in-flight requests finish.
+    shutdown_grace_s: float = Field(default=10.0, gt=0)
+
 
 class ServiceSettings(CommonSettings):
     """A room service: it verifies tokens against the gateway's public keys."""
@@ -58,3 +61,12 @@ class ServiceSettings(CommonSettings):
     jwks: str | None = None
     jwks_url: str | None = "http://127.0.0.1:8080/.well-known/jwks.json"
     jwks_refresh_min_interval_s: float = Field(default=10.0, ge=0)
+
+    # Real-time fan-out (shared.realtime). A socket that falls this many events
+    # behind is closed with 1013; past this many undelivered notifications, the
+    # replica ends the streams of the topic with 1012 rather than grow.
+    realtime_subscriber_buffer: int = Field(default=1000, ge=1)
+    realtime_inbox_size: int = Field(default=10000, ge=1)
+    # How often the LISTEN connection is asked `SELECT 1`, and how long it has to answer.
+    realtime_liveness_interval_s: float = Field(default=10.0, gt=0)
+    realtime_liveness_timeout_s: float = Field(default=5.0, gt=0)

@@ -1,0 +1,166 @@
+"""shared.realtime as the chat socket shows it: a stream the server ends says why,
+with a close code that asks the client to reconnect and resume with `after`."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from chat_service import store
+from chat_service.app import create_app
+from chat_service.events import RoomEvents, topic_of
+from shared.realtime import REALTIME_KEY, Ending, Subscription
+from tests.chat_service.helpers import create_room, join, send
+
+TIMEOUT_S = 10  # an upper bound on delivery, not a pause
+LONG = "x" * 4000
+
+
+def tiny_receive_buffer(addr_info: Any) -> socket.socket:
+    """A client socket whose kernel buffer is small: one that stops reading
+    backs the server up quickly, as a client on a slow link does."""
+    family, type_, proto, _, _ = addr_info
+    sock = socket.socket(family, type_, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    return sock
+
+
+def watch_endings(monkeypatch: Any) -> dict[str, asyncio.Event]:
+    """An event per reason, set when the replica ends a stream for it."""
+    seen: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+    end = Subscription.end
+
+    def recorded(subscription: Subscription, ending: Ending) -> None:
+        end(subscription, ending)
+        seen[ending.reason].set()
+
+    monkeypatch.setattr(Subscription, "end", recorded)
+    return seen
+
+
+async def close_frame(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    """Read past whatever was sent until the close frame."""
+    while True:
+        message = await ws.receive(timeout=TIMEOUT_S)
+        if message.type != aiohttp.WSMsgType.TEXT:
+            return message
+
+
+async def flood(database_url: str, broadcaster: Any, room_id: int, count: int) -> None:
+    """`count` long messages in the room, all committed at once, each announced
+    as send_room_message does: far more than a socket's buffers hold."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            ids = await conn.fetch(
+                "INSERT INTO chat.room_messages (room_id, username, body)"
+                " SELECT $1, 'alice', repeat('x', 4000) FROM generate_series(1, $2) RETURNING id",
+                room_id,
+                count,
+            )
+            for row in ids:
+                await broadcaster.publish(conn, topic_of(room_id), {"message_id": row["id"]})
+    finally:
+        await conn.close()
+
+
+async def test_a_consumer_that_falls_behind_is_closed_with_1013(
+    aiohttp_client, chat_settings, auth, database_url, monkeypatch
+):
+    endings = watch_endings(monkeypatch)
+    settings = chat_settings.model_copy(update={"realtime_subscriber_buffer": 4})
+    service = await aiohttp_client(create_app(settings))
+    room_id = await create_room(service, auth("alice"), "General")
+    connector = aiohttp.TCPConnector(socket_factory=tiny_receive_buffer)
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.ws_connect(
+            service.make_url(f"/api/rooms/{room_id}/ws"), headers=auth("alice")
+        ) as ws,
+    ):
+        # The client reads nothing while the room fills up (8 MB).
+        broadcaster = service.server.app[REALTIME_KEY]
+        await flood(database_url, broadcaster, room_id, 2000)
+        await asyncio.wait_for(endings["too slow"].wait(), TIMEOUT_S)
+        closing = await close_frame(ws)
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        assert (closing.data, closing.extra) == (1013, "too slow")
+
+
+async def test_losing_the_listen_connection_closes_streams_with_1012(
+    aiohttp_client, chat_settings, auth, db
+):
+    service = await aiohttp_client(create_app(chat_settings))
+    broadcaster = service.server.app[REALTIME_KEY]
+    room_id = await create_room(service, auth("alice"), "General")
+    path = f"/api/rooms/{room_id}/ws"
+    async with service.ws_connect(path, headers=auth("alice")) as ws:
+        pid = broadcaster.listen_pid
+        assert await db.fetchval("SELECT pg_terminate_backend($1)", pid)
+        closing = await ws.receive(timeout=TIMEOUT_S)
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        assert (closing.data, closing.extra) == (1012, "resync")
+    # The replica listens again by itself; a new socket hears what is sent.
+    async with service.ws_connect(path, headers=auth("alice")) as ws:
+        assert broadcaster.listen_pid not in (None, pid)
+        status, sent = await send(service, auth("alice"), room_id, "heard again")
+        assert status == 201
+        assert (await ws.receive_json(timeout=TIMEOUT_S))["message_id"] == sent["message_id"]
+
+
+async def test_an_overflowing_inbox_ends_the_topics_streams_with_1012(
+    aiohttp_client, chat_settings, auth, database_url
+):
+    settings = chat_settings.model_copy(update={"realtime_inbox_size": 2})
+    service = await aiohttp_client(create_app(settings))
+    broadcaster = service.server.app[REALTIME_KEY]
+    general = await create_room(service, auth("alice"), "General")
+    other = await create_room(service, auth("alice"), "Other")
+    async with (
+        service.ws_connect(f"/api/rooms/{general}/ws", headers=auth("alice")) as flooded,
+        service.ws_connect(f"/api/rooms/{other}/ws", headers=auth("alice")) as calm,
+    ):
+        # One commit, five events: they reach the replica in one burst.
+        conn = await asyncpg.connect(database_url)
+        try:
+            async with conn.transaction():
+                for n in range(5):
+                    await broadcaster.publish(conn, topic_of(general), {"message_id": -n})
+        finally:
+            await conn.close()
+        closing = await flooded.receive(timeout=TIMEOUT_S)
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        assert (closing.data, closing.extra) == (1012, "resync")
+        # Another room's stream goes on.
+        status, sent = await send(service, auth("alice"), other, "still here")
+        assert status == 201
+        assert (await calm.receive_json(timeout=TIMEOUT_S))["message_id"] == sent["message_id"]
+
+
+async def test_a_leave_committed_right_after_the_membership_check_ends_the_stream(
+    service, auth, monkeypatch
+):
+    """The race made certain: bob's leave commits, and reaches the replica, just
+    after his socket's membership check passed. The socket subscribed before the
+    check, so it hears the leave and closes with 4403 rather than stay open."""
+    broadcaster = service.server.app[REALTIME_KEY]
+    room_id = await create_room(service, auth("alice"), "General")
+    assert (await join(service, auth("bob"), "General"))[0] == 200
+    checked = store.require_member
+
+    async def check_then_leave(pool: Any, room: int, username: str) -> None:
+        await checked(pool, room, username)
+        with broadcaster.subscribe(topic_of(room)) as probe:
+            await store.leave_room(pool, room, username, RoomEvents(broadcaster))
+            assert await anext(aiter(probe)) == {"left": "bob"}
+
+    monkeypatch.setattr(store, "require_member", check_then_leave)
+    async with service.ws_connect(f"/api/rooms/{room_id}/ws", headers=auth("bob")) as ws:
+        closing = await ws.receive(timeout=TIMEOUT_S)
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        assert (closing.data, closing.extra) == (4403, "you are not in this room")
