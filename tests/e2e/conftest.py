@@ -40,6 +40,19 @@ TIMEOUT_MS = 30_000
 expect.set_options(timeout=TIMEOUT_MS)
 
 
+# Every RTCPeerConnection a page makes, for the tests to read getStats() from.
+RECORD_PEER_CONNECTIONS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  window.__peerConnections = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.__peerConnections.push(this); }
+  };
+})();
+"""
+
+
 class Site:
     """The gateway's address, and the pages opened on it (each in its own context:
     two contexts are two people, with nothing shared)."""
@@ -57,6 +70,7 @@ class Site:
         )
         context.set_default_timeout(TIMEOUT_MS)
         self.contexts.append(context)
+        await context.add_init_script(RECORD_PEER_CONNECTIONS)
         page = await context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"{exc}"))
         page.on("console", self._console)

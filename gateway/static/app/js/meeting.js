@@ -106,18 +106,20 @@ export function meetingView(session, { args, go }) {
     el.replaceChildren(h("section", { class: "card prejoin", "aria-labelledby": "prejoin-title" },
       heading, about, preview, h("div", { class: "controls" }, mic, cam, join), alert, back));
 
-    media = new LocalMedia();
+    const local = new LocalMedia();
+    media = local;
     const paint = () => {
-      mic.textContent = media.audioOn ? "Mute" : "Unmute";
-      mic.className = media.audioOn ? "" : "off";
-      mic.disabled = !media.audio;
-      cam.textContent = media.videoOn ? "Stop video" : "Start video";
-      cam.className = media.videoOn ? "" : "off";
-      video.srcObject = media.stream;
+      if (media !== local) { local.removeEventListener("change", paint); return; } // the call has it
+      mic.textContent = local.audioOn ? "Mute" : "Unmute";
+      mic.className = local.audioOn ? "" : "off";
+      mic.disabled = !local.audio;
+      cam.textContent = local.videoOn ? "Stop video" : "Start video";
+      cam.className = local.videoOn ? "" : "off";
+      video.srcObject = local.stream;
     };
-    media.addEventListener("change", paint);
-    mic.addEventListener("click", () => media.setAudio(!media.audioOn));
-    cam.addEventListener("click", () => media.setVideo(!media.videoOn));
+    local.addEventListener("change", paint);
+    mic.addEventListener("click", () => local.setAudio(!local.audioOn));
+    cam.addEventListener("click", () => local.setVideo(!local.videoOn));
 
     let info;
     try {
@@ -135,9 +137,9 @@ export function meetingView(session, { args, go }) {
     if (info.isLocked) alert.show("This meeting is locked; only the host can join now.");
     const isHost = info.host?.id === session.userId;
     join.textContent = info.settings.waitingRoom && !isHost ? "Ask to join" : "Join now";
-    await media.start();
+    await local.start();
     paint();
-    if (media.error && !media.camera) about.textContent += " Your camera is not available; you can still join.";
+    if (local.error && !local.camera) about.textContent += " Your camera is not available; you can still join.";
     join.disabled = false;
     join.focus();
     join.addEventListener("click", async () => {
