@@ -11,6 +11,7 @@ from gateway.cors import preflight_middleware, setup_cors
 from gateway.identity import ISSUER_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, load_signing_key
 from gateway.proxy import BODY_LIMIT_KEY, TIMEOUT_KEY, proxy_handler
+from gateway.purge import purge_task_ctx
 from gateway.settings import GatewaySettings
 from gateway.upstream import SESSION_KEY, Upstream
 from gateway.web_client import add_web_client
@@ -56,6 +57,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         sock_read=settings.upstream_timeout_s,
     )
     app.cleanup_ctx.append(dummy_hash_ctx)
+    app.cleanup_ctx.append(purge_task_ctx)
     app.cleanup_ctx.append(_upstream_session_ctx(settings))
 
     chat = Upstream("chat service", settings.chat_url.rstrip("/"))

@@ -68,17 +68,39 @@ def _session_body(request: web.Request, user: User, refresh_token: str) -> Sessi
     )
 
 
+def too_many(message: str, retry_after: int) -> ApiError:
+    return ApiError(429, message, headers={"Retry-After": str(retry_after)})
+
+
+async def _limit_per_address(
+    request: web.Request, action: str, max_attempts: int, window_s: int, refusal: str
+) -> None:
+    """Every attempt at `action`, successful or not, counts against the client's address."""
+    limit = Limit(f"{action}:addr:{client_address(request)}", max_attempts)
+    async with request.app[POOL_KEY].acquire() as conn:
+        _, retry_after = await login_limits.admit(conn, [limit], window_s)
+    if retry_after is not None:
+        raise too_many(refusal, retry_after)
+
+
 @routes.post("/auth/register")
 @endpoint(
     "Create an account and log in",
     body=RegisterIn,
-    responses={201: SessionOut, 400: None, 409: None},
+    responses={201: SessionOut, 400: None, 409: None, 429: None},
     public=True,
     tags=TAGS,
 )
 async def register(request: web.Request) -> web.Response:
     body = validate(RegisterIn, await read_json_object(request))
     settings = request.app[SETTINGS_KEY]
+    await _limit_per_address(
+        request,
+        "register",
+        settings.register_max_per_address,
+        settings.register_window_s,
+        "too many registrations",
+    )
     password_hash = await hash_password(body.password, settings.bcrypt_rounds)
     # The account and its first session commit together, or neither does.
     async with request.app[POOL_KEY].acquire() as conn, conn.transaction():
@@ -124,9 +146,7 @@ async def login(request: web.Request) -> web.Response:
         ]
         attempt, retry_after = await login_limits.admit(conn, limits, settings.login_window_s)
         if retry_after is not None:
-            raise ApiError(
-                429, "too many login attempts", headers={"Retry-After": str(retry_after)}
-            )
+            raise too_many("too many login attempts", retry_after)
     stored_hash = user.password_hash if user else request.app[DUMMY_HASH_KEY]
     if not await verify_password(body.password, stored_hash) or user is None:
         raise ApiError(401, INVALID_CREDENTIALS)
@@ -220,13 +240,20 @@ async def update_me(request: web.Request) -> web.Response:
 @endpoint(
     "A guest identity, for meeting rooms that allow guests",
     body=GuestIn,
-    responses={201: GuestTokenOut, 400: None},
+    responses={201: GuestTokenOut, 400: None, 429: None},
     public=True,
     tags=TAGS,
 )
 async def guest(request: web.Request) -> web.Response:
     body = validate(GuestIn, await read_json_object(request))
     settings = request.app[SETTINGS_KEY]
+    await _limit_per_address(
+        request,
+        "guest",
+        settings.guest_max_per_address,
+        settings.guest_window_s,
+        "too many guest tokens",
+    )
     token = request.app[ISSUER_KEY].access_token(
         subject=f"guest_{new_id()}",
         username=None,

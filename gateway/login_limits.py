@@ -63,3 +63,23 @@ async def forget(conn: Conn, attempt_ids: list[int]) -> None:
 async def clear(conn: Conn, key: str) -> None:
     """A successful login clears that username's failures."""
     await conn.execute("DELETE FROM login_attempts WHERE key = $1", key)
+
+
+async def purge(conn: Conn, older_than_s: int, *, batch: int = 10_000) -> int:
+    """Delete attempts older than every window (keys never tried again keep theirs
+    until now), in batches so that no statement holds many row locks for long."""
+    deleted = 0
+    while True:
+        count: int = await conn.fetchval(
+            "WITH gone AS ("
+            "  DELETE FROM login_attempts WHERE id IN ("
+            "    SELECT id FROM login_attempts"
+            "    WHERE at < clock_timestamp() - make_interval(secs => $1) LIMIT $2)"
+            "  RETURNING id"
+            ") SELECT count(*) FROM gone",
+            float(older_than_s),
+            batch,
+        )
+        deleted += count
+        if count < batch:
+            return deleted

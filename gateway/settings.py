@@ -33,6 +33,13 @@ class GatewaySettings(CommonSettings):
     login_window_s: int = Field(default=15 * 60, ge=1)
     login_max_failures_per_user: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
+    # Registrations and guest tokens per client address, every attempt counted.
+    register_window_s: int = Field(default=60 * 60, ge=1)
+    register_max_per_address: int = Field(default=20, ge=1)
+    guest_window_s: int = Field(default=60 * 60, ge=1)
+    guest_max_per_address: int = Field(default=60, ge=1)
+    # How often expired login attempts and refresh tokens are deleted.
+    purge_interval_s: float = Field(default=60 * 60, gt=0)
     # Replaced by TRUSTED_PROXIES (shared.settings), which names whom to believe:
     # refused when set, rather than ignored, so that no deployment silently changes.
     trust_forwarded_for: str | None = None

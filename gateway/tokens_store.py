@@ -99,3 +99,21 @@ async def revoke(conn: Conn, token: str) -> bool:
     if family_id is None:
         return False
     return await revoke_family(conn, family_id) > 0
+
+
+async def purge_expired(conn: Conn, *, batch: int = 10_000) -> int:
+    """Delete refresh tokens past their expiry: they can neither be refreshed nor
+    give away a reuse any more. Live, spent and revoked tokens stay until then."""
+    deleted = 0
+    while True:
+        count: int = await conn.fetchval(
+            "WITH gone AS ("
+            "  DELETE FROM refresh_tokens WHERE id IN ("
+            "    SELECT id FROM refresh_tokens WHERE expires_at < now() LIMIT $1)"
+            "  RETURNING id"
+            ") SELECT count(*) FROM gone",
+            batch,
+        )
+        deleted += count
+        if count < batch:
+            return deleted

@@ -1,0 +1,66 @@
+"""Expired rows go: login attempts older than every limit's window, and refresh
+tokens past their expiry. Every replica runs the purge; deletes are idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from gateway import login_limits, tokens_store
+from gateway.identity import SETTINGS_KEY
+from gateway.settings import GatewaySettings
+from shared.db import POOL_KEY
+from shared.errors import FAULTS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Purged:
+    attempts: int
+    refresh_tokens: int
+
+
+def attempts_kept_s(settings: GatewaySettings) -> int:
+    """Attempts matter for the longest window any limit counts them in."""
+    return max(settings.login_window_s, settings.register_window_s, settings.guest_window_s)
+
+
+async def purge(pool: asyncpg.Pool, settings: GatewaySettings) -> Purged:
+    async with pool.acquire() as conn:
+        attempts = await login_limits.purge(conn, attempts_kept_s(settings))
+        tokens = await tokens_store.purge_expired(conn)
+    return Purged(attempts, tokens)
+
+
+async def _every(app: web.Application, settings: GatewaySettings) -> None:
+    while True:
+        try:
+            purged = await purge(app[POOL_KEY], settings)
+            if purged.attempts or purged.refresh_tokens:
+                log.info(
+                    "purged expired rows",
+                    extra={"attempts": purged.attempts, "refresh_tokens": purged.refresh_tokens},
+                )
+        except FAULTS as exc:
+            log.warning("purge skipped: database unavailable", extra={"error": repr(exc)})
+        except Exception:
+            log.exception("purge failed")
+        await asyncio.sleep(settings.purge_interval_s)
+
+
+async def purge_task_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Once at start, then every PURGE_INTERVAL_S, until the app stops."""
+    task = asyncio.create_task(_every(app, app[SETTINGS_KEY]))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
