@@ -28,6 +28,8 @@ CODES: dict[str, str] = {
     # Gateway: identity
     "username or email is required": "login_name_required",
     "too many login attempts": "too_many_login_attempts",
+    "too many registrations": "too_many_registrations",
+    "too many guest tokens": "too_many_guest_tokens",
     "invalid credentials": "invalid_credentials",
     "username already taken": "username_taken",
     "email already registered": "email_taken",
