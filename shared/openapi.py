@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import BaseModel
 
+from shared.docs_page import add_docs_routes
 from shared.endpoints import endpoint, endpoint_of
 
 REF = "#/components/schemas/{model}"
@@ -103,15 +104,6 @@ def _path_params(path: str) -> list[str]:
     return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
 
 
-DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5.17.14/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="https://unpkg.com/swagger-ui-dist@5.17.14/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "openapi.json", dom_id: "#ui"}});</script>
-</body></html>
-"""
-
 OPENAPI_KEY = web.AppKey("openapi", dict)
 Document = dict[str, Any]
 
@@ -136,16 +128,12 @@ def add_openapi_routes(app: web.Application, title: str) -> None:
             document = await extend(request.app, document)
         return web.json_response(document)
 
-    @endpoint("A page that renders the OpenAPI document", public=True, tags=("operations",))
-    async def docs(request: web.Request) -> web.Response:
-        return web.Response(text=DOCS_PAGE.format(title=title), content_type="text/html")
-
     async def build(app: web.Application) -> None:
         app[OPENAPI_KEY].update(build_openapi(app, title))
 
     app[OPENAPI_KEY] = {}
     app.router.add_get("/openapi.json", openapi_json)
-    app.router.add_get("/docs", docs)
+    add_docs_routes(app, title)
     app.on_startup.append(build)
 
 
