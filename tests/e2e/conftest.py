@@ -107,8 +107,15 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "gateway_settings(**values): settings of the gateway the test's site runs"
+    )
+
+
 @pytest.fixture
 async def site(
+    request: pytest.FixtureRequest,
     browser: Browser,
     aiohttp_server: Any,
     database_url: str,
@@ -128,6 +135,8 @@ async def site(
     meeting = await aiohttp_server(
         create_meeting(MeetingSettings(database_url=database_url, jwks=jwks_json))
     )
+    marker = request.node.get_closest_marker("gateway_settings")
+    overrides = marker.kwargs if marker is not None else {}
     gateway = await aiohttp_server(
         create_gateway(
             gateway_settings_for(
@@ -135,6 +144,7 @@ async def site(
                 signing_key,
                 chat_url=str(chat.make_url("")),
                 meeting_url=str(meeting.make_url("")),
+                **overrides,
             )
         )
     )
