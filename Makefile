@@ -37,9 +37,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: throughput and latency through the gateway, on a fresh system
+## bench: every ratio of issue 9 against its reference (nginx, pgbench, a Flask origin)
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light)
+	command -v pgbench >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql-client)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m tests.bench
 
 ## up / down: the docker compose deployment (a signing key is made once, into .data/)

@@ -1,140 +1,462 @@
-"""`make bench`: throughput and latency of a fresh system, with wrk.
+"""`make bench`: every figure of issue 9 as a ratio against a reference measured
+in the same run, interleaved, the median of several short rounds.
 
-Starts the embedded Postgres and the three processes on temporary data and
-spare ports, seeds a user, a chat room with messages and a meeting room, then
-runs wrk against each scenario, directly at a service and through the
-gateway, so the proxy's cost shows. Results go to stdout and bench-results/.
+Starts the embedded Postgres, the three processes (as `make run` does, access
+logs on, written to a file), nginx in front of the meeting service, the Flask
+reference of the chat document's origin (tests/bench_flask.py) and pgbench on
+the same database. CPU per request is the process's utime+stime delta over a
+wrk run (/proc/PID/stat) divided by the requests it served. Prints the table,
+writes it to bench-results/latest.md and the raw rounds to bench-results/rounds.json.
+
+BENCH_ROUNDS (5), BENCH_SECONDS (3) and BENCH_HISTORY_ROWS (1,000,000: the
+issue's 10M scaled down tenfold, with 1/20 of it then sent to another room)
+size the run; BENCH_ONLY=proxy,chat,writes,origin,history,logins picks scenarios.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-DURATION = os.environ.get("BENCH_DURATION", "10s")
-CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "50")
-PORTS = {"GATEWAY_PORT": "18080", "CHAT_PORT": "18081", "MEETING_PORT": "18082"}
-GATEWAY = f"http://127.0.0.1:{PORTS['GATEWAY_PORT']}"
-CHAT = f"http://127.0.0.1:{PORTS['CHAT_PORT']}"
+import asyncpg
+
+from shared.db import migrate
+from shared.embedded_pg import EmbeddedPostgres
+from tests.bench_tools import (
+    call,
+    cpu_seconds,
+    median,
+    nginx_conf,
+    pgbench,
+    wait_for,
+    wrk,
+    wrk_script,
+)
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
+ONLY = set(os.environ.get("BENCH_ONLY", "proxy,chat,writes,origin,history,logins").split(","))
+HISTORY_ROWS = int(os.environ.get("BENCH_HISTORY_ROWS", "1000000")) if "history" in ONLY else 0
+DURATION = f"{SECONDS}s"
+PGBENCH_CLIENTS = 10  # the services' pool size (DB_POOL_MAX_SIZE)
+PORT = {"gateway": 18080, "chat": 18081, "meeting": 18082, "nginx": 18090, "flask": 18091}
+URL = {name: f"http://127.0.0.1:{port}" for name, port in PORT.items()}
+CHAT_MIGRATIONS = Path(__file__).parent.parent / "chat_service" / "migrations"
+PASSWORD = "bench-password"
+
+CREATE_ROOM_SQL = """\
+BEGIN;
+INSERT INTO rooms (id, code, name, host_id, host_display_name, host_avatar_url, settings_id,
+                   waiting_room, max_participants)
+VALUES ('c' || md5(random()::text),
+        (SELECT substr(x, 1, 3) || '-' || substr(x, 4, 3) || '-' || substr(x, 7, 3)
+         FROM (SELECT translate(md5(random()::text), '0123456789', 'ghijklmnop') AS x) s),
+        'bench', '{user_id}', 'bench', NULL, 'c' || md5(random()::text), false, 50)
+RETURNING * \\gset r_
+INSERT INTO participants (id, room_id, user_id, display_name, avatar_url, is_host, is_guest,
+                          status, ever_joined, joined_at)
+VALUES ('c' || md5(random()::text), :r_id, '{user_id}', 'bench', NULL, true, false, 'joined',
+        true, :r_created_at);
+COMMIT;
+"""
+SEND_MESSAGE_SQL = """\
+BEGIN;
+SELECT r.is_private, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id
+       AND m.username = 'bench') AS is_member FROM rooms r WHERE r.id = {room_id};
+INSERT INTO room_messages (room_id, username, body) VALUES ({room_id}, 'bench', 'hello from wrk')
+RETURNING id AS message_id, room_id, username, body AS message, created_at \\gset
+SELECT pg_notify('chat_events', '{{"topic":"{room_id}","event":{{"message_id":' || :message_id
+       || '}}}}');
+COMMIT;
+"""
 
 
-def call(method: str, url: str, body: dict | None = None, token: str | None = None) -> dict:
-    request = urllib.request.Request(
-        url, method=method, data=json.dumps(body).encode() if body else None
-    )
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
+class System:
+    """The processes under test and the references, started on temporary data."""
 
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.pids: dict[str, int] = {}
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.pg = EmbeddedPostgres(tmp / "pg")
+        self.dsn = ""
 
-def wait_ready() -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if call("GET", f"{GATEWAY}/readyz").get("status") == "ready":
-                return
-        except OSError:
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        log = (self.tmp / f"{name}.log").open("wb")
+        child = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        self.children.append(child)
+        self.pids[name] = child.pid
+
+    def start(self) -> None:
+        self.dsn = self.pg.start()
+        asyncio.run(without_commit_wait(self.dsn))
+        env = {**os.environ, "DATABASE_URL": self.dsn, "HOST": "127.0.0.1"}
+        jwks = f"{URL['gateway']}/.well-known/jwks.json"
+        self.spawn(
+            "gateway",
+            [sys.executable, "-m", "gateway"],
+            {
+                **env,
+                "PORT": str(PORT["gateway"]),
+                "CHAT_URL": URL["chat"],
+                "MEETING_URL": URL["meeting"],
+                "JWT_KEY_DIR": str(self.tmp),
+                "ACCESS_TOKEN_TTL_S": "7200",
+            },
+        )
+        for name in ("chat", "meeting"):
+            service_env = {**env, "PORT": str(PORT[name]), "JWKS_URL": jwks}
+            self.spawn(name, [sys.executable, "-m", f"{name}_service"], service_env)
+        conf = nginx_conf(self.tmp, PORT["nginx"], PORT["meeting"])
+        self.spawn("nginx", ["nginx", "-c", str(conf), "-p", str(self.tmp)], env)
+        wait_for(f"{URL['gateway']}/readyz")
+        while call("GET", f"{URL['gateway']}/readyz").get("status") != "ready":
             pass
-        time.sleep(0.2)
-    raise SystemExit("the system did not become ready")
+
+    def start_flask(self) -> None:
+        gunicorn = str(Path(sys.executable).parent / "gunicorn")
+        self.spawn(
+            "flask",
+            [
+                gunicorn,
+                "-w2",
+                "-k",
+                "gthread",
+                "--threads",
+                "4",
+                "-b",
+                f"127.0.0.1:{PORT['flask']}",
+                "--access-logfile",
+                str(self.tmp / "flask-access.log"),
+                "tests.bench_flask:app",
+            ],
+            {**os.environ, "FLASK_REF_DSN": self.dsn, "FLASK_REF_THREADS": "4"},
+        )
+        wait_for(f"{URL['flask']}/api/get_room_messages")
+
+    def stop(self) -> None:
+        for child in self.children:
+            child.send_signal(signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        self.pg.stop()
 
 
-def wrk(name: str, url: str, token: str, script: Path | None = None) -> dict[str, str]:
-    command = [
-        "wrk",
-        "-t2",
-        f"-c{CONNECTIONS}",
-        f"-d{DURATION}",
-        "--latency",
-        "-H",
-        f"Authorization: Bearer {token}",
-    ]
-    if script is not None:
-        command += ["-s", str(script)]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    p50 = re.search(r"50%\s+([\d.]+\w+)", output)
-    p99 = re.search(r"99%\s+([\d.]+\w+)", output)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {
-        "scenario": name,
-        "req/s": rps.group(1) if rps else "?",
-        "p50": p50.group(1) if p50 else "?",
-        "p99": p99.group(1) if p99 else "?",
-        "non-2xx": errors.group(1) if errors else "0",
-    }
+async def without_commit_wait(dsn: str) -> None:
+    """The bench measures CPU, not this machine's shared disk: commits do not wait for
+    the WAL flush (fsync stays on), for pgbench and the services alike."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
+async def seed_database(dsn: str, rooms: dict[str, int], flask_token: str) -> int:
+    """The Flask reference's tables and room; the history rooms' rows. Returns its room id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn, "flaskref", CHAT_MIGRATIONS)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS flaskref.tokens (token text PRIMARY KEY, username text)"
+        )
+        await conn.execute("INSERT INTO flaskref.tokens VALUES ($1, 'bench')", flask_token)
+        room: int = await conn.fetchval(
+            "INSERT INTO flaskref.rooms (name, is_private, creator)"
+            " VALUES ('bench', false, 'bench') RETURNING id"
+        )
+        await conn.execute("INSERT INTO flaskref.room_members VALUES ($1, 'bench')", room)
+        await conn.execute(
+            "INSERT INTO flaskref.room_messages (room_id, username, body)"
+            " SELECT $1, 'bench', 'm' || i FROM generate_series(1, 200) i",
+            room,
+        )
+        # The shape of the issue: a big room, then a twentieth of it to another room,
+        # then the small room's 1,000 (the newest). Autovacuum would analyze these.
+        for name, rows in (
+            ("big", HISTORY_ROWS),
+            ("other", HISTORY_ROWS // 20),
+            ("small", 1000),
+        ):
+            await conn.execute(
+                "INSERT INTO chat.room_messages (room_id, username, body)"
+                " SELECT $1, 'bench', 'message ' || i FROM generate_series(1, $2) i",
+                rooms[name],
+                rows,
+            )
+        await conn.execute("ANALYZE chat.room_messages")
+        return room
+    finally:
+        await conn.close()
+
+
+def per_request(pid: int, run: Callable[[], Any]) -> tuple[Any, float]:
+    before = cpu_seconds(pid)
+    result = run()
+    return result, (cpu_seconds(pid) - before) / max(result.requests, 1)
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="rooms-bench-") as tmp:
-        env = {**os.environ, **PORTS, "DATA_DIR": tmp, "LOG_LEVEL": "WARNING"}
-        env.pop("DATABASE_URL", None)
-        system = subprocess.Popen([sys.executable, "-m", "shared.dev"], env=env)
+    with tempfile.TemporaryDirectory(prefix="rooms-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        system = System(tmp)
         try:
-            wait_ready()
-            session = call(
-                "POST",
-                f"{GATEWAY}/auth/register",
-                {"username": "bench", "password": "bench-password"},
-            )
-            token = session["access_token"]
-            room = call(
-                "POST", f"{GATEWAY}/api/create_room", {"room_name": "bench", "is_private": 0}, token
-            )
-            for i in range(200):
-                call(
-                    "POST",
-                    f"{GATEWAY}/api/send_room_message",
-                    {"room_id": room["room_id"], "message": f"m{i}"},
-                    token,
-                )
-            meeting = call("POST", f"{GATEWAY}/rooms", {"name": "bench"}, token)
-            post = Path(tmp) / "post.lua"
-            post.write_text(
-                'wrk.method = "POST"\n'
-                'wrk.headers["Content-Type"] = "application/json"\n'
-                f'wrk.body = \'{{"room_id": {room["room_id"]}, "message": "hello from wrk"}}\'\n'
-            )
-            history = f"/api/get_room_messages?room_id={room['room_id']}&limit=50"
-            results = [
-                wrk("gateway GET /healthz (no upstream)", f"{GATEWAY}/healthz", token),
-                wrk("chat direct: 50 messages of history", CHAT + history, token),
-                wrk("gateway: 50 messages of history", GATEWAY + history, token),
-                wrk("chat direct: send a message", f"{CHAT}/api/send_room_message", token, post),
-                wrk("gateway: send a message", f"{GATEWAY}/api/send_room_message", token, post),
-                wrk(
-                    "gateway: meeting lookup by code",
-                    f"{GATEWAY}/rooms/code/{meeting['code']}",
-                    token,
-                ),
-            ]
+            system.start()
+            rounds = run_all(system, tmp)
         finally:
-            system.send_signal(signal.SIGTERM)
-            system.wait(timeout=60)
-    header = f"{'scenario':<40} {'req/s':>10} {'p50':>10} {'p99':>10} {'non-2xx':>8}"
-    lines = [header] + [
-        f"{r['scenario']:<40} {r['req/s']:>10} {r['p50']:>10} {r['p99']:>10} {r['non-2xx']:>8}"
-        for r in results
-    ]
-    report = "\n".join(lines)
-    print(
-        f"\nwrk -t2 -c{CONNECTIONS} -d{DURATION}, {os.cpu_count()} cores"
-        " shared by wrk, Postgres and all processes\n"
-    )
-    print(report)
-    Path("bench-results").mkdir(exist_ok=True)
-    Path("bench-results/latest.txt").write_text(report + "\n")
+            system.stop()
+    report(rounds)
     return 0
+
+
+def run_all(system: System, tmp: Path) -> list[dict[str, float]]:
+    gw = URL["gateway"]
+    session = call("POST", f"{gw}/auth/register", {"username": "bench", "password": PASSWORD})
+    token = str(session["access_token"])
+    user_id = str(session["user"]["id"])  # type: ignore[index]
+    rooms = {}
+    for name in ("bench", "big", "other", "small"):
+        body = {"room_name": name, "is_private": 0}
+        rooms[name] = int(call("POST", f"{gw}/api/create_room", body, token)["room_id"])  # type: ignore[call-overload]
+    for i in range(200):
+        body2 = {"room_id": rooms["bench"], "message": f"m{i}"}
+        call("POST", f"{gw}/api/send_room_message", body2, token)
+    code = call("POST", f"{gw}/rooms", {"name": "bench"}, token)["code"]
+    print(f"seeding {HISTORY_ROWS:,} + {HISTORY_ROWS // 20:,} + 1,000 messages", flush=True)
+    flask_room = asyncio.run(seed_database(system.dsn, rooms, "flask-token"))
+    system.start_flask()
+
+    send = wrk_script(
+        tmp / "send.lua",
+        "POST",
+        json.dumps({"room_id": rooms["bench"], "message": "hello from wrk"}),
+    )
+    flask_send = wrk_script(
+        tmp / "fsend.lua", "POST", json.dumps({"room_id": flask_room, "message": "hello from wrk"})
+    )
+    create = wrk_script(tmp / "create.lua", "POST", '{"name": "bench"}')
+    login = wrk_script(
+        tmp / "login.lua", "POST", json.dumps({"username": "bench", "password": PASSWORD})
+    )
+    create_sql = tmp / "create.sql"
+    create_sql.write_text(CREATE_ROOM_SQL.format(user_id=user_id))
+    send_sql = tmp / "send.sql"
+    send_sql.write_text(SEND_MESSAGE_SQL.format(room_id=rooms["bench"]))
+
+    def history(room: int) -> str:
+        return f"/api/get_room_messages?room_id={room}&limit=50"
+
+    pid = system.pids
+    lookup = f"/rooms/code/{code}"
+
+    def proxy(r: dict[str, float]) -> None:
+        _, r["gateway_us"] = per_request(
+            pid["gateway"], lambda: wrk(gw + lookup, duration=DURATION)
+        )
+        _, r["nginx_us"] = per_request(
+            pid["nginx"], lambda: wrk(URL["nginx"] + lookup, duration=DURATION)
+        )
+        _, r["meeting_us"] = per_request(
+            pid["meeting"], lambda: wrk(URL["meeting"] + lookup, duration=DURATION)
+        )
+
+    def chat(r: dict[str, float]) -> None:
+        _, r["chat_us"] = per_request(
+            pid["chat"],
+            lambda: wrk(URL["chat"] + history(rooms["bench"]), duration=DURATION, token=token),
+        )
+
+    def writes(r: dict[str, float]) -> None:
+        r["create_rps"] = wrk(f"{gw}/rooms", duration=DURATION, token=token, script=create).rps
+        r["create_tps"] = pgbench(
+            system.dsn, create_sql, duration_s=SECONDS, clients=PGBENCH_CLIENTS, schema="meeting"
+        )
+        r["send_rps"] = wrk(
+            f"{gw}/api/send_room_message", duration=DURATION, token=token, script=send
+        ).rps
+        r["send_tps"] = pgbench(
+            system.dsn, send_sql, duration_s=SECONDS, clients=PGBENCH_CLIENTS, schema="chat"
+        )
+
+    def origin(r: dict[str, float]) -> None:
+        if "send_rps" not in r:
+            r["send_rps"] = wrk(
+                f"{gw}/api/send_room_message", duration=DURATION, token=token, script=send
+            ).rps
+        r["flask_send_rps"] = wrk(
+            f"{URL['flask']}/api/send_room_message",
+            duration=DURATION,
+            token="flask-token",
+            script=flask_send,
+        ).rps
+        r["history_rps"] = wrk(gw + history(rooms["bench"]), duration=DURATION, token=token).rps
+        r["flask_history_rps"] = wrk(
+            URL["flask"] + history(flask_room), duration=DURATION, token="flask-token"
+        ).rps
+
+    def flat(r: dict[str, float]) -> None:
+        for name in ("big", "small"):
+            r[f"{name}_p50"] = wrk(
+                gw + history(rooms[name]), duration=DURATION, connections=1, token=token
+            ).p50_s
+
+    def logins(r: dict[str, float]) -> None:
+        r["me_idle_p99"] = wrk(f"{gw}/auth/me", duration=DURATION, connections=2, token=token).p99_s
+        flood = subprocess.Popen(
+            ["wrk", "-t1", "-c8", f"-d{SECONDS + 2}s", "-s", str(login), f"{gw}/auth/login"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)  # the 8 logins in flight (a bench, not a test)
+        r["me_flood_p99"] = wrk(
+            f"{gw}/auth/me", duration=DURATION, connections=2, token=token
+        ).p99_s
+        flood.wait()
+
+    groups = {
+        "proxy": proxy,
+        "chat": chat,
+        "writes": writes,
+        "origin": origin,
+        "history": flat,
+        "logins": logins,
+    }
+    rounds = []
+    for number in range(1, ROUNDS + 1):
+        r: dict[str, float] = {}
+        for name, measure in groups.items():
+            if name in ONLY:
+                measure(r)
+                settle(list(pid.values()))
+        print(
+            f"round {number}/{ROUNDS}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()),
+            flush=True,
+        )
+        rounds.append(r)
+    return rounds
+
+
+def settle(pids: list[int]) -> None:
+    """Until the processes are idle: work left over from one scenario (a login's bcrypt
+    still running after wrk stopped) must not be counted in the next."""
+    for _ in range(40):
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(0.25)
+        if sum(cpu_seconds(pid) for pid in pids) - before < 0.02:
+            return
+
+
+def ratio(rounds: list[dict[str, float]], top: str, bottom: str) -> float:
+    if top not in rounds[0] or bottom not in rounds[0]:
+        return float("nan")
+    return median([r[top] / r[bottom] for r in rounds])
+
+
+def m(rounds: list[dict[str, float]], key: str, scale: float = 1.0) -> float:
+    if key not in rounds[0]:
+        return float("nan")
+    return median([r[key] for r in rounds]) * scale
+
+
+def table(rounds: list[dict[str, float]]) -> list[tuple[str, str, str, bool]]:
+    us, ms = 1e6, 1e3
+    gw_ratio = ratio(rounds, "gateway_us", "nginx_us")
+    create = ratio(rounds, "create_rps", "create_tps")
+    send = ratio(rounds, "send_rps", "send_tps")
+    send_flask = ratio(rounds, "send_rps", "flask_send_rps")
+    history_flask = ratio(rounds, "history_rps", "flask_history_rps")
+    flat = ratio(rounds, "big_p50", "small_p50")
+    isolation = ratio(rounds, "me_flood_p99", "me_idle_p99")
+    meeting, chat = m(rounds, "meeting_us", us), m(rounds, "chat_us", us)
+    return [
+        (
+            "gateway CPU per proxied `GET /rooms/code/{code}` ÷ nginx's",
+            f"{m(rounds, 'gateway_us', us):.0f} µs ÷ {m(rounds, 'nginx_us', us):.0f} µs"
+            f" = {gw_ratio:.1f}x",
+            "≤ 3x",
+            gw_ratio <= 3,
+        ),
+        (
+            "meeting service CPU per `GET /rooms/code/{code}`",
+            f"{meeting:.0f} µs",
+            "≤ 150 µs",
+            meeting <= 150,
+        ),
+        (
+            "chat service CPU per `get_room_messages` (50 messages)",
+            f"{chat:.0f} µs",
+            "≤ 330 µs",
+            chat <= 330,
+        ),
+        (
+            "`POST /rooms` through the gateway ÷ pgbench, same transaction",
+            f"{m(rounds, 'create_rps'):.0f} ÷ {m(rounds, 'create_tps'):.0f} = {create:.0%}",
+            "≥ 40 %",
+            create >= 0.4,
+        ),
+        (
+            "`send_room_message` through the gateway ÷ pgbench, same transaction",
+            f"{m(rounds, 'send_rps'):.0f} ÷ {m(rounds, 'send_tps'):.0f} = {send:.0%}",
+            "≥ 60 %",
+            send >= 0.6,
+        ),
+        (
+            "message send / history read through the gateway ÷ the Flask reference",
+            f"{send_flask:.1f}x / {history_flask:.1f}x"
+            f" ({m(rounds, 'flask_send_rps'):.0f} / {m(rounds, 'flask_history_rps'):.0f} req/s)",
+            "≥ 5x both",
+            min(send_flask, history_flask) >= 5,
+        ),
+        (
+            f"newest history page, room of {HISTORY_ROWS:,} after {HISTORY_ROWS // 20:,}"
+            " to another room ÷ room of 1k (p50)",
+            f"{m(rounds, 'big_p50', ms):.2f} ms ÷ {m(rounds, 'small_p50', ms):.2f} ms"
+            f" = {flat:.2f}x",
+            "≤ 1.2x",
+            flat <= 1.2,
+        ),
+        (
+            "`GET /auth/me` p99 during 8 concurrent logins ÷ idle p99",
+            f"{m(rounds, 'me_flood_p99', ms):.1f} ms ÷ {m(rounds, 'me_idle_p99', ms):.1f} ms"
+            f" = {isolation:.1f}x",
+            "≤ 3x",
+            isolation <= 3,
+        ),
+    ]
+
+
+def report(rounds: list[dict[str, float]]) -> None:
+    lines = [
+        f"`make bench`: median of {len(rounds)} interleaved rounds of {SECONDS} s,"
+        f" wrk -t1 -c32, {os.cpu_count()} cores shared by everything",
+        "",
+        "| figure | measured | target | met |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {f} | {v} | {t} | {'yes' if ok else 'NO'} |"
+        for f, v, t, ok in table(rounds)
+        if "nan" not in v
+    ]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    out = Path("bench-results")
+    out.mkdir(exist_ok=True)
+    (out / "latest.md").write_text(text)
+    (out / "rounds.json").write_text(json.dumps(rounds, indent=1))
 
 
 if __name__ == "__main__":
