@@ -184,8 +184,18 @@ class Member(BaseModel):
     joined_at: Timestamp
 
 
+class MembersQuery(Body):
+    limit: PageLimit | None = Field(
+        default=None, description="Page size (1-100); without limit or cursor, every member"
+    )
+    cursor: str | None = Field(default=None, description="next_cursor of the previous page")
+
+
 class Members(BaseModel):
     members: list[Member]
+    next_cursor: str | None = Field(
+        default=None, description="Where the next page starts; null on the last page"
+    )
 
 
 class MessageSent(BaseModel):

@@ -70,3 +70,13 @@ def user_rooms_position(cursor: str | None) -> tuple[datetime, int] | None:
     if cursor is None:
         return None
     return decode_time_cursor(cursor, int, message=INVALID_FIELDS)
+
+
+def members_cursor(position: tuple[datetime, str] | None) -> str | None:
+    return encode_time_cursor(*position) if position is not None else None
+
+
+def members_position(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    return decode_time_cursor(cursor, str, message=INVALID_FIELDS)

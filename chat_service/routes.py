@@ -13,6 +13,7 @@ from chat_service.models import (
     Done,
     JoinRoomRequest,
     Members,
+    MembersQuery,
     MessagePage,
     MessageSent,
     MessagesQuery,
@@ -27,6 +28,8 @@ from chat_service.models import (
 from chat_service.parsing import (
     body_of,
     create_room_body,
+    members_cursor,
+    members_position,
     query_of,
     room_id_of,
     user_rooms_cursor,
@@ -45,6 +48,7 @@ SETTINGS_KEY = web.AppKey("settings", ChatSettings)
 routes = web.RouteTableDef()
 
 TAGS = ("chat",)
+DEFAULT_MEMBERS_PAGE = 50
 ROOM_NOT_FOUND = "room not found"
 NOT_IN_ROOM = "you are not in this room"
 
@@ -204,16 +208,25 @@ async def delete_room(request: web.Request) -> web.Response:
 
 @routes.get("/api/room_members/{room_id}")
 @endpoint(
-    "A room's members, earliest joined first; a private room's only for its members",
+    "A room's members, earliest joined first; a private room's only for its members."
+    " Paged when `limit` or `cursor` is given",
+    query=MembersQuery,
     responses={200: Members, 400: None, 401: None, 403: None, 404: None},
     guests=False,
     tags=TAGS,
 )
 async def room_members(request: web.Request) -> web.Response:
-    members = await store.room_members(
-        request.app[POOL_KEY], room_id_of(request), username_of(request)
+    room_id = room_id_of(request)
+    query = query_of(request, MembersQuery)
+    paged = query.limit is not None or query.cursor is not None
+    members, more = await store.room_members(
+        request.app[POOL_KEY],
+        room_id,
+        username_of(request),
+        limit=(query.limit or DEFAULT_MEMBERS_PAGE) if paged else None,
+        after=members_position(query.cursor),
     )
-    return json_model(Members(members=members))
+    return json_model(Members(members=members, next_cursor=members_cursor(more)))
 
 
 @routes.post("/api/send_room_message")

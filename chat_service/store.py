@@ -112,23 +112,32 @@ async def public_rooms(pool: asyncpg.Pool, username: str) -> list[PublicRoom]:
     return [PublicRoom.model_validate(dict(row)) for row in rows]
 
 
+# Two statements rather than one with "$2 IS NULL OR ...": a prepared statement's
+# generic plan could not use the cursor as an index condition, and would walk the
+# user's rooms from the first on every page.
+USER_ROOMS_FIRST = (
+    "SELECT r.id AS room_id, r.name, r.is_private, r.creator = $1 AS is_creator, m.joined_at"
+    " FROM room_members m JOIN rooms r ON r.id = m.room_id"
+    " WHERE m.username = $1"
+    " ORDER BY m.joined_at DESC, m.room_id DESC LIMIT $2"
+)
+USER_ROOMS_AFTER = (
+    "SELECT r.id AS room_id, r.name, r.is_private, r.creator = $1 AS is_creator, m.joined_at"
+    " FROM room_members m JOIN rooms r ON r.id = m.room_id"
+    " WHERE m.username = $1 AND (m.joined_at, m.room_id) < ($3, $4)"
+    " ORDER BY m.joined_at DESC, m.room_id DESC LIMIT $2"
+)
+
+
 async def user_rooms(
     pool: asyncpg.Pool, username: str, *, limit: int, after: tuple[datetime, int] | None
 ) -> tuple[list[UserRoom], tuple[datetime, int] | None]:
     """One page of the rooms `username` is in, newest joined first, and the
     position after its last row when there is more."""
-    joined_at, room_id = after if after is not None else (None, None)
-    rows = await pool.fetch(
-        "SELECT r.id AS room_id, r.name, r.is_private, r.creator = $1 AS is_creator, m.joined_at"
-        " FROM room_members m JOIN rooms r ON r.id = m.room_id"
-        " WHERE m.username = $1"
-        " AND ($2::timestamptz IS NULL OR (m.joined_at, m.room_id) < ($2, $3::bigint))"
-        " ORDER BY m.joined_at DESC, m.room_id DESC LIMIT $4",
-        username,
-        joined_at,
-        room_id,
-        limit + 1,
-    )
+    if after is None:
+        rows = await pool.fetch(USER_ROOMS_FIRST, username, limit + 1)
+    else:
+        rows = await pool.fetch(USER_ROOMS_AFTER, username, limit + 1, *after)
     rooms = [UserRoom.model_validate(dict(row)) for row in rows[:limit]]
     more = len(rows) > limit
     return rooms, ((rooms[-1].joined_at, rooms[-1].room_id) if more else None)
@@ -205,7 +214,7 @@ async def delete_room(
 
 async def _membership(conn: Conn | asyncpg.Pool, room_id: int, username: str) -> asyncpg.Record:
     row = await conn.fetchrow(
-        "SELECT r.is_private,"
+        "SELECT r.is_private, r.creator,"
         " EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.username = $2)"
         " AS is_member"
         " FROM rooms r WHERE r.id = $1",
@@ -217,18 +226,39 @@ async def _membership(conn: Conn | asyncpg.Pool, room_id: int, username: str) ->
     return row
 
 
-async def room_members(pool: asyncpg.Pool, room_id: int, username: str) -> list[Member]:
-    """Everyone may see a public room's members; a private room's only its members."""
+# Joining order, ties by username, along room_members_by_room; LIMIT NULL is all of them.
+MEMBERS_FIRST = (
+    "SELECT username, username = $2 AS is_creator, joined_at FROM room_members"
+    " WHERE room_id = $1 ORDER BY joined_at, username LIMIT $3"
+)
+MEMBERS_AFTER = (
+    "SELECT username, username = $2 AS is_creator, joined_at FROM room_members"
+    " WHERE room_id = $1 AND (joined_at, username) > ($4, $5)"
+    " ORDER BY joined_at, username LIMIT $3"
+)
+
+
+async def room_members(
+    pool: asyncpg.Pool,
+    room_id: int,
+    username: str,
+    *,
+    limit: int | None = None,
+    after: tuple[datetime, str] | None = None,
+) -> tuple[list[Member], tuple[datetime, str] | None]:
+    """Everyone may see a public room's members; a private room's only its members.
+    A page of `limit` (all of them without one) and the position after it when there is more."""
     room = await _membership(pool, room_id, username)
     if room["is_private"] and not room["is_member"]:
         raise NotAMember
-    rows = await pool.fetch(
-        "SELECT m.username, m.username = r.creator AS is_creator, m.joined_at"
-        " FROM room_members m JOIN rooms r ON r.id = m.room_id"
-        " WHERE m.room_id = $1 ORDER BY m.joined_at, m.username",
-        room_id,
-    )
-    return [Member.model_validate(dict(row)) for row in rows]
+    fetch = None if limit is None else limit + 1
+    if after is None:
+        rows = await pool.fetch(MEMBERS_FIRST, room_id, room["creator"], fetch)
+    else:
+        rows = await pool.fetch(MEMBERS_AFTER, room_id, room["creator"], fetch, *after)
+    members = [Member.model_validate(dict(row)) for row in rows[:limit]]
+    more = limit is not None and len(rows) > limit
+    return members, ((members[-1].joined_at, members[-1].username) if more else None)
 
 
 async def require_member(pool: asyncpg.Pool, room_id: int, username: str) -> None:
@@ -262,14 +292,20 @@ async def send_message(
     return MessageSent(message="sent", message_id=message.message_id, created_at=message.created_at)
 
 
+# Along the primary key (room_id, id): see migrations/002_keysets.sql.
+MESSAGES_PAGE = (
+    "SELECT id AS message_id, room_id, username, body AS message, created_at"
+    " FROM room_messages WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+)
+
+
 async def messages_page(
     pool: asyncpg.Pool, room_id: int, username: str, *, limit: int, before: int | None
 ) -> tuple[list[ChatMessage], int | None]:
     """A member's page of a room's history, newest first, and the id to page on from."""
     await require_member(pool, room_id, username)
     rows = await pool.fetch(
-        "SELECT id AS message_id, room_id, username, body AS message, created_at"
-        " FROM room_messages WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        MESSAGES_PAGE,
         room_id,
         before if before is not None else NO_UPPER_BOUND,
         limit + 1,
@@ -278,10 +314,12 @@ async def messages_page(
     return messages, (messages[-1].message_id if len(rows) > limit else None)
 
 
+MESSAGE_BY_ID = (
+    "SELECT id AS message_id, room_id, username, body AS message, created_at"
+    " FROM room_messages WHERE id = $1"
+)
+
+
 async def message_by_id(pool: asyncpg.Pool, message_id: int) -> ChatMessage | None:
-    row = await pool.fetchrow(
-        "SELECT id AS message_id, room_id, username, body AS message, created_at"
-        " FROM room_messages WHERE id = $1",
-        message_id,
-    )
+    row = await pool.fetchrow(MESSAGE_BY_ID, message_id)
     return ChatMessage.model_validate(dict(row)) if row is not None else None

@@ -215,6 +215,37 @@ async def test_room_members(api, auth):
         assert await call(api, "GET", f"/api/room_members/{bad}", auth()) == (400, INVALID)
 
 
+async def test_room_members_in_pages(api, auth):
+    room_id = await create_room(api, auth("alice"), "General")
+    for name in ("bob", "carol", "dave", "erin"):
+        assert (await join(api, auth(name), "General"))[0] == 200
+    path = f"/api/room_members/{room_id}"
+    status, everyone = await call(api, "GET", path, auth())
+    assert status == 200
+    assert everyone["next_cursor"] is None  # without limit or cursor: all of them, as before
+    names = [m["username"] for m in everyone["members"]]
+    assert names == ["alice", "bob", "carol", "dave", "erin"]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        status, page = await call(api, "GET", path, auth(), params=params)
+        assert status == 200
+        assert len(page["members"]) <= 2
+        seen += page["members"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == everyone["members"]
+    # A cursor alone pages on by 50.
+    status, first = await call(api, "GET", path, auth(), params={"limit": "1"})
+    status, rest = await call(api, "GET", path, auth(), params={"cursor": first["next_cursor"]})
+    assert status == 200
+    assert rest == {"members": everyone["members"][1:], "next_cursor": None}
+    for bad in ({"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "nope"}):
+        assert await call(api, "GET", path, auth(), params=bad) == (400, INVALID), bad
+    assert await call(api, "GET", path, auth(), params={"cursor": "W10"}) == (400, INVALID)
+
+
 async def test_a_private_rooms_members_are_for_its_members_only(api, auth):
     first = await create_room(api, auth("alice"), "First", password="one")
     second = await create_room(api, auth("bob"), "Second", password="two")

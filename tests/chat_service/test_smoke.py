@@ -1,5 +1,6 @@
-from chat_service.app import create_app
+from chat_service.app import MIGRATIONS, create_app
 from chat_service.settings import ChatSettings
+from shared.db import migration_files
 from tests.conftest import bearer
 
 
@@ -16,4 +17,6 @@ async def test_service_starts_migrates_and_answers(
         "status": "ready",
         "checks": {"database": True},
     }
-    assert await db.fetchval("SELECT count(*) FROM chat.schema_migrations") == 1
+    applied = await db.fetch("SELECT version FROM chat.schema_migrations ORDER BY version")
+    assert [row["version"] for row in applied] == [v for v, _ in migration_files(MIGRATIONS)]
+    assert len(applied) == 2

@@ -1,0 +1,146 @@
+"""Every list reads along an index that starts with what it filters, in the custom and
+the generic plan alike (asyncpg prepares statements, and Postgres switches a prepared
+statement to its generic plan after five runs): EXPLAIN shows it, on tables big enough
+for the planner to have a choice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from chat_service import store
+from shared.db import migrate
+
+MIGRATIONS = Path(store.__file__).parent / "migrations"
+MODES = ("force_custom_plan", "force_generic_plan")
+
+
+@pytest.fixture
+async def chat(db: asyncpg.Connection) -> asyncpg.Connection:
+    await migrate(db, "chat", MIGRATIONS)
+    await db.execute("SET search_path TO chat")
+    return db
+
+
+async def new_room(db: asyncpg.Connection, name: str) -> int:
+    room_id: int = await db.fetchval(
+        "INSERT INTO rooms (name, is_private, creator) VALUES ($1, false, 'alice') RETURNING id",
+        name,
+    )
+    return room_id
+
+
+async def explain(
+    db: asyncpg.Connection, sql: str, args: tuple[Any, ...], mode: str, *, analyze: bool = False
+) -> dict[str, Any]:
+    """The plan of `sql` prepared as the driver prepares it, run with `args`."""
+    await db.execute(f"SET plan_cache_mode = {mode}")
+    await db.execute(f"PREPARE page AS {sql}")
+    literals = ", ".join("NULL" if a is None else f"'{a}'" for a in args)
+    options = "ANALYZE, BUFFERS, " if analyze else ""
+    try:
+        text = await db.fetchval(f"EXPLAIN ({options}FORMAT JSON) EXECUTE page({literals})")
+    finally:
+        await db.execute("DEALLOCATE page")
+    plan: dict[str, Any] = json.loads(text)[0]["Plan"]
+    return plan
+
+
+def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(n for child in plan.get("Plans", []) for n in nodes(child))]
+
+
+def scan_of(plan: dict[str, Any], table: str) -> dict[str, Any]:
+    scans = [n for n in nodes(plan) if n.get("Relation Name") == table]
+    assert len(scans) == 1, plan
+    return scans[0]
+
+
+def assert_keyset(plan: dict[str, Any], table: str, index: str, *columns: str) -> None:
+    """An index scan of `index` whose condition holds `columns`, nothing filtered after
+    the fact and nothing sorted: the page is the index's next rows."""
+    scan = scan_of(plan, table)
+    assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), scan
+    assert scan["Index Name"] == index, scan
+    for column in columns:
+        assert column in scan["Index Cond"], scan
+    assert "Filter" not in scan, scan
+    assert not [n for n in nodes(plan) if n["Node Type"] in ("Sort", "Incremental Sort")], plan
+
+
+async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
+    quiet = await new_room(chat, "quiet")
+    busy = await new_room(chat, "busy")
+    await chat.execute(
+        "INSERT INTO room_messages (room_id, username, body)"
+        " SELECT $1, 'alice', 'old ' || i FROM generate_series(1, 1000) i",
+        quiet,
+    )
+    # A million messages to another room after the quiet room's newest one (written
+    # without the per-row foreign-key check, which only slows the test down).
+    await chat.execute("SET session_replication_role = replica")
+    await chat.execute(
+        "INSERT INTO room_messages (room_id, username, body)"
+        " SELECT $1, 'bob', 'new ' || i FROM generate_series(1, 1000000) i",
+        busy,
+    )
+    await chat.execute("RESET session_replication_role")
+    await chat.execute("ANALYZE room_messages")
+    for mode in MODES:
+        for room in (quiet, busy):
+            for before in (store.NO_UPPER_BOUND, 500):
+                plan = await explain(chat, store.MESSAGES_PAGE, (room, before, 51), mode)
+                assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
+        # What it costs: a handful of pages, none of the other room's million rows.
+        plan = await explain(
+            chat, store.MESSAGES_PAGE, (quiet, store.NO_UPPER_BOUND, 51), mode, analyze=True
+        )
+        scan = scan_of(plan, "room_messages")
+        assert scan["Actual Rows"] == 51
+        assert scan["Shared Hit Blocks"] + scan["Shared Read Blocks"] < 20, scan
+    # A message by id alone (realtime events) is an index lookup too.
+    plan = await explain(chat, store.MESSAGE_BY_ID, (7,), "force_generic_plan")
+    assert scan_of(plan, "room_messages")["Index Name"] == "room_messages_by_id"
+
+
+async def test_room_members_pages_along_the_room_index(chat):
+    rooms = [await new_room(chat, f"room {i}") for i in range(20)]
+    await chat.execute(
+        "INSERT INTO room_members (room_id, username, joined_at)"
+        " SELECT r, 'user' || u, now() - u * interval '1 second'"
+        " FROM unnest($1::bigint[]) r, generate_series(1, 2000) u",
+        rooms,
+    )
+    await chat.execute("ANALYZE room_members")
+    # Where the second page starts.
+    rows = await chat.fetch(store.MEMBERS_FIRST, rooms[3], "alice", 50)
+    after = (rows[-1]["joined_at"], rows[-1]["username"])
+    for mode in MODES:
+        first = await explain(chat, store.MEMBERS_FIRST, (rooms[3], "alice", 51), mode)
+        assert_keyset(first, "room_members", "room_members_by_room", "room_id")
+        later = await explain(chat, store.MEMBERS_AFTER, (rooms[3], "alice", 51, *after), mode)
+        assert_keyset(later, "room_members", "room_members_by_room", "room_id", "joined_at")
+
+
+async def test_user_rooms_pages_along_the_user_index(chat):
+    rooms = [await new_room(chat, f"room {i}") for i in range(200)]
+    await chat.execute(
+        "INSERT INTO room_members (room_id, username, joined_at)"
+        " SELECT r, 'user' || u, now() - r * interval '1 second'"
+        " FROM unnest($1::bigint[]) r, generate_series(1, 100) u",
+        rooms,
+    )
+    await chat.execute("ANALYZE")
+    rows = await chat.fetch(store.USER_ROOMS_FIRST, "user7", 50)
+    after = (rows[-1]["joined_at"], rows[-1]["room_id"])
+    for mode in MODES:
+        first = await explain(chat, store.USER_ROOMS_FIRST, ("user7", 51), mode)
+        assert_keyset(first, "room_members", "room_members_by_user", "username")
+        later = await explain(chat, store.USER_ROOMS_AFTER, ("user7", 51, *after), mode)
+        assert_keyset(later, "room_members", "room_members_by_user", "username", "joined_at")
+        # Each room of the page is one primary-key lookup.
+        assert scan_of(later, "rooms")["Index Name"] == "rooms_pkey"
