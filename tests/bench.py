@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 
+from meeting_service.store import ROOM_COLUMNS
 from shared.db import migrate
 from shared.embedded_pg import EmbeddedPostgres
 from tests.bench_tools import (
@@ -61,7 +62,7 @@ VALUES ('c' || md5(random()::text),
         (SELECT substr(x, 1, 3) || '-' || substr(x, 4, 3) || '-' || substr(x, 7, 3)
          FROM (SELECT translate(md5(random()::text), '0123456789', 'ghijklmnop') AS x) s),
         'bench', '{user_id}', 'bench', NULL, 'c' || md5(random()::text), false, 50)
-RETURNING * \\gset r_
+RETURNING {columns} \\gset r_
 INSERT INTO participants (id, room_id, user_id, display_name, avatar_url, is_host, is_guest,
                           status, ever_joined, joined_at)
 VALUES ('c' || md5(random()::text), :r_id, '{user_id}', 'bench', NULL, true, false, 'joined',
@@ -252,7 +253,7 @@ def run_all(system: System, tmp: Path) -> list[dict[str, float]]:
         tmp / "login.lua", "POST", json.dumps({"username": "bench", "password": PASSWORD})
     )
     create_sql = tmp / "create.sql"
-    create_sql.write_text(CREATE_ROOM_SQL.format(user_id=user_id))
+    create_sql.write_text(CREATE_ROOM_SQL.format(user_id=user_id, columns=ROOM_COLUMNS))
     send_sql = tmp / "send.sql"
     send_sql.write_text(SEND_MESSAGE_SQL.format(room_id=rooms["bench"]))
 
