@@ -41,7 +41,7 @@ from shared.bodies import json_model
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
-from shared.passwords import hash_password, verify_password
+from shared.passwords import PASSWORDS_KEY
 from shared.realtime import REALTIME_KEY
 
 SETTINGS_KEY = web.AppKey("settings", ChatSettings)
@@ -71,14 +71,16 @@ def events_of(request: web.Request) -> RoomEvents:
     return RoomEvents(request.app[REALTIME_KEY])
 
 
-async def check_password(room: store.RoomForJoin, password: str | None) -> None:
+async def check_password(
+    request: web.Request, room: store.RoomForJoin, password: str | None
+) -> None:
     """Members come back freely; anyone else needs a private room's password."""
     if not room.is_private or room.is_member:
         return
     if not password:
         raise ApiError(403, "password required")
     assert room.password_hash is not None
-    if not await verify_password(password, room.password_hash):
+    if not await request.app[PASSWORDS_KEY].verify(password, room.password_hash):
         raise ApiError(403, "wrong password")
 
 
@@ -98,7 +100,7 @@ async def store_error_middleware(request: web.Request, handler: Handler) -> web.
 @endpoint(
     "Create a chat room; the creator becomes its first member",
     body=CreateRoomRequest,
-    responses={201: RoomCreated, 400: None, 401: None},
+    responses={201: RoomCreated, 400: None, 401: None, 503: None},
     guests=False,
     tags=TAGS,
 )
@@ -108,7 +110,7 @@ async def create_room(request: web.Request) -> web.Response:
     password_hash = None
     if body.is_private == 1:
         assert body.password is not None  # the model requires it for private rooms
-        password_hash = await hash_password(body.password, settings.bcrypt_rounds)
+        password_hash = await request.app[PASSWORDS_KEY].hash(body.password)
     room_id = await store.create_room(
         request.app[POOL_KEY],
         name=body.room_name,
@@ -154,7 +156,7 @@ async def list_user_rooms(request: web.Request) -> web.Response:
 @endpoint(
     "Join a room by name; private rooms need their password. Joining twice is harmless",
     body=JoinRoomRequest,
-    responses={200: RoomJoined, 400: None, 401: None, 403: None, 404: None},
+    responses={200: RoomJoined, 400: None, 401: None, 403: None, 404: None, 503: None},
     guests=False,
     tags=TAGS,
 )
@@ -163,7 +165,7 @@ async def join_room(request: web.Request) -> web.Response:
     username = username_of(request)
     pool = request.app[POOL_KEY]
     room = await store.room_for_join(pool, body.name, username)
-    await check_password(room, body.password)
+    await check_password(request, room, body.password)
     await store.add_member(pool, room.room_id, username)
     return json_model(
         RoomJoined(

@@ -20,6 +20,7 @@ from shared.app import base_app
 from shared.auth import KeySet, TokenVerifier
 from shared.health import READY_CHECKS_KEY, ReadyCheck
 from shared.openapi import OPENAPI_EXTEND_KEY
+from shared.passwords import passwords_ctx
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -56,6 +57,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         sock_connect=settings.upstream_connect_timeout_s,
         sock_read=settings.upstream_timeout_s,
     )
+    app.cleanup_ctx.append(passwords_ctx(settings))
     app.cleanup_ctx.append(dummy_hash_ctx)
     app.cleanup_ctx.append(purge_task_ctx)
     app.cleanup_ctx.append(_upstream_session_ctx(settings))

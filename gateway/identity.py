@@ -31,7 +31,7 @@ from shared.endpoints import endpoint
 from shared.errors import ApiError
 from shared.forwarded import client_address
 from shared.ids import new_id
-from shared.passwords import hash_password, verify_password
+from shared.passwords import PASSWORDS_KEY, PasswordsBusy
 
 SETTINGS_KEY = web.AppKey("gateway_settings", GatewaySettings)
 ISSUER_KEY = web.AppKey("token_issuer", TokenIssuer)
@@ -87,13 +87,15 @@ async def _limit_per_address(
 @endpoint(
     "Create an account and log in",
     body=RegisterIn,
-    responses={201: SessionOut, 400: None, 409: None, 429: None},
+    responses={201: SessionOut, 400: None, 409: None, 429: None, 503: None},
     public=True,
     tags=TAGS,
 )
 async def register(request: web.Request) -> web.Response:
     body = validate(RegisterIn, await read_json_object(request))
     settings = request.app[SETTINGS_KEY]
+    passwords = request.app[PASSWORDS_KEY]
+    passwords.refuse_when_full()  # before the registration is counted
     await _limit_per_address(
         request,
         "register",
@@ -101,7 +103,7 @@ async def register(request: web.Request) -> web.Response:
         settings.register_window_s,
         "too many registrations",
     )
-    password_hash = await hash_password(body.password, settings.bcrypt_rounds)
+    password_hash = await passwords.hash(body.password)
     # The account and its first session commit together, or neither does.
     async with request.app[POOL_KEY].acquire() as conn, conn.transaction():
         user = await users_store.create_user(
@@ -120,7 +122,7 @@ async def register(request: web.Request) -> web.Response:
 @endpoint(
     "Log in with a username (or email) and password",
     body=LoginIn,
-    responses={200: SessionOut, 400: None, 401: None, 429: None},
+    responses={200: SessionOut, 400: None, 401: None, 429: None, 503: None},
     public=True,
     tags=TAGS,
 )
@@ -135,6 +137,8 @@ async def login(request: web.Request) -> web.Response:
         )
     settings = request.app[SETTINGS_KEY]
     pool = request.app[POOL_KEY]
+    passwords = request.app[PASSWORDS_KEY]
+    passwords.refuse_when_full()  # before anything is recorded
     async with pool.acquire() as conn:
         user = await users_store.find_for_login(conn, username=body.username, email=body.email)
         # One budget per account, whichever of its names is typed; an unknown name
@@ -148,7 +152,14 @@ async def login(request: web.Request) -> web.Response:
         if retry_after is not None:
             raise too_many("too many login attempts", retry_after)
     stored_hash = user.password_hash if user else request.app[DUMMY_HASH_KEY]
-    if not await verify_password(body.password, stored_hash) or user is None:
+    try:
+        matches = await passwords.verify(body.password, stored_hash)
+    except PasswordsBusy:
+        # Filled up meanwhile: no password was checked, so no attempt counts.
+        async with pool.acquire() as conn:
+            await login_limits.forget(conn, attempt)
+        raise
+    if not matches or user is None:
         raise ApiError(401, INVALID_CREDENTIALS)
     async with pool.acquire() as conn:
         await login_limits.clear(conn, user_key)
@@ -276,7 +287,5 @@ async def jwks(request: web.Request) -> web.Response:
 
 
 async def dummy_hash_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[DUMMY_HASH_KEY] = await hash_password(
-        secrets.token_urlsafe(16), app[SETTINGS_KEY].bcrypt_rounds
-    )
+    app[DUMMY_HASH_KEY] = await app[PASSWORDS_KEY].hash(secrets.token_urlsafe(16))
     yield

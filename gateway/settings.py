@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from shared.passwords import PasswordSettings
 from shared.settings import CommonSettings
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(CommonSettings, PasswordSettings):
     port: int = 8080
 
     chat_url: str = "http://127.0.0.1:8081"
@@ -29,7 +30,6 @@ class GatewaySettings(CommonSettings):
     guest_token_ttl_s: int = Field(default=4 * 60 * 60, ge=30)
     refresh_token_ttl_s: int = Field(default=30 * 24 * 60 * 60, ge=60)
 
-    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
     login_window_s: int = Field(default=15 * 60, ge=1)
     login_max_failures_per_user: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)

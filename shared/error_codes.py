@@ -35,6 +35,8 @@ CODES: dict[str, str] = {
     "email already registered": "email_taken",
     "already registered": "already_registered",
     "displayName: may not be null": "invalid_fields",
+    # Gateway and chat: bcrypt's bounded queue (shared.passwords)
+    "too many password checks in progress; retry shortly": "passwords_busy",
     # Gateway: relay
     "websocket upgrade refused": "websocket_upgrade_refused",
     "invalid X-Forwarded-For header": "invalid_forwarded_for",
