@@ -50,10 +50,18 @@ def error(status: int, message: str) -> Any:
     return jsonify({"error": message}), status
 
 
-def username(conn: Any) -> str | None:
+def member(conn: Any, room_id: int) -> tuple[str, Any]:
+    """The caller's username, or the refusal: no token, no room, not a member."""
     token = request.headers.get("Authorization", "").removeprefix("Bearer ")
     row = conn.execute("SELECT username FROM tokens WHERE token = %s", (token,)).fetchone()
-    return row[0] if row else None
+    if row is None:
+        return "", error(401, "unauthorized")
+    room = conn.execute(MEMBERSHIP, (row[0], room_id)).fetchone()
+    if room is None:
+        return "", error(404, "room not found")
+    if not room[1]:
+        return "", error(403, "you are not in this room")
+    return row[0], None
 
 
 @app.post("/api/send_room_message")
@@ -65,14 +73,9 @@ def send_room_message() -> Any:
     if type(room_id) is not int or not isinstance(text, str) or not 0 < len(text) <= 4000:
         return error(400, "invalid fields received")
     with pool().connection() as conn, conn.transaction():
-        user = username(conn)
-        if user is None:
-            return error(401, "unauthorized")
-        room = conn.execute(MEMBERSHIP, (user, room_id)).fetchone()
-        if room is None:
-            return error(404, "room not found")
-        if not room[1]:
-            return error(403, "you are not in this room")
+        user, refused = member(conn, room_id)
+        if refused is not None:
+            return refused
         message_id, created_at = conn.execute(
             "INSERT INTO room_messages (room_id, username, body) VALUES (%s, %s, %s)"
             " RETURNING id, created_at",
@@ -92,14 +95,9 @@ def get_room_messages() -> Any:
     except (KeyError, ValueError):
         return error(400, "invalid fields received")
     with pool().connection() as conn, conn.transaction():
-        user = username(conn)
-        if user is None:
-            return error(401, "unauthorized")
-        room = conn.execute(MEMBERSHIP, (user, room_id)).fetchone()
-        if room is None:
-            return error(404, "room not found")
-        if not room[1]:
-            return error(403, "you are not in this room")
+        _, refused = member(conn, room_id)
+        if refused is not None:
+            return refused
         rows = conn.execute(
             "SELECT id, room_id, username, body, created_at FROM room_messages"
             " WHERE room_id = %s AND id < %s ORDER BY id DESC LIMIT %s",
