@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from playwright.async_api import Page, expect
+import asyncio
+import re
+
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from tests.e2e.conftest import Screenshot, Site
-from tests.e2e.pages import register
+from tests.e2e.pages import PASSWORD, register
 
 
 async def send(page: Page, text: str) -> None:
@@ -44,3 +47,95 @@ async def test_two_people_chat_live(site: Site, screenshot: Screenshot) -> None:
     await expect(bob_messages.locator(".message")).to_have_count(2)
     await expect(ada.locator(".members li")).to_have_count(2)
     await screenshot(ada, "chat")
+
+
+async def test_a_dropped_socket_resumes_after_the_last_message_with_nothing_twice(
+    site: Site,
+) -> None:
+    ada, bob = await site.page(), await site.page()
+    await register(ada, "ada", "Ada")
+    await register(bob, "bob", "Bob")
+
+    # Ada's room sockets pass through the test, which can drop them and refuse new ones.
+    routes: list[WebSocketRoute] = []
+    urls: list[str] = []
+    refusing = asyncio.Event()
+
+    async def relay(ws: WebSocketRoute) -> None:
+        urls.append(ws.url)
+        if refusing.is_set():
+            await ws.close(code=1011, reason="down for the test")
+            return
+        ws.connect_to_server()
+        routes.append(ws)
+
+    await ada.route_web_socket(re.compile(r"/api/rooms/\d+/ws"), relay)
+
+    create = ada.get_by_role("form", name="Create a room")
+    await create.get_by_label("New room name").fill("Resume")
+    await create.get_by_role("button", name="Create room").click()
+    await expect(ada.locator(".status-dot")).to_have_text("live")
+    join = bob.get_by_role("form", name="Join a room by name")
+    await join.get_by_label("Room name").fill("Resume")
+    await join.get_by_role("button", name="Join").click()
+    await expect(bob.locator(".status-dot")).to_have_text("live")
+
+    ada_messages = ada.get_by_role("list", name="Messages in Resume")
+    await send(bob, "one")
+    await expect(ada_messages.get_by_text("one", exact=True)).to_be_visible()
+    one_id = await ada_messages.locator(".message").last.get_attribute("data-id")
+
+    # The line drops and stays down while Bob writes twice.
+    refusing.set()
+    await routes[-1].close(code=1012, reason="resync")
+    await expect(ada.locator(".status-dot")).to_have_text("reconnecting…")
+    await send(bob, "two")
+    await send(bob, "three")
+    bob_messages = bob.get_by_role("list", name="Messages in Resume")
+    await expect(bob_messages.get_by_text("three", exact=True)).to_be_visible()
+    refusing.clear()
+
+    # Back: the gap is filled, in order, and nothing shows twice.
+    await expect(ada.locator(".status-dot")).to_have_text("live")
+    await expect(ada_messages.locator(".message .text")).to_have_text(["one", "two", "three"])
+    assert f"after={one_id}" in urls[-1]
+    await send(bob, "four")
+    await expect(ada_messages.locator(".message .text")).to_have_text(
+        ["one", "two", "three", "four"]
+    )
+
+
+async def test_history_shows_the_newest_page_then_older_on_request(site: Site) -> None:
+    page = await site.page()
+    # Sixty messages written through the API beforehand...
+    answer = await page.request.post(
+        "/auth/register", data={"username": "hal", "password": PASSWORD}
+    )
+    auth = {"Authorization": f"Bearer {(await answer.json())['access_token']}"}
+    created = await page.request.post(
+        "/api/create_room", data={"room_name": "Archive", "is_private": 0}, headers=auth
+    )
+    room_id = (await created.json())["room_id"]
+    for n in range(1, 61):
+        sent = await page.request.post(
+            "/api/send_room_message",
+            data={"room_id": room_id, "message": f"note {n}"},
+            headers=auth,
+        )
+        assert sent.status == 201
+
+    # ...then read in the client: the newest fifty, then the ten before them.
+    await page.goto("/app/")
+    form = page.get_by_role("tabpanel", name="Sign in")
+    await form.get_by_label("Username or email").fill("hal")
+    await form.get_by_label("Password").fill(PASSWORD)
+    await form.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("link", name="# Archive").first.click()
+    texts = page.get_by_role("list", name="Messages in Archive").locator(".message .text")
+    await expect(texts).to_have_count(50)
+    await expect(texts.first).to_have_text("note 11")
+    await expect(texts.last).to_have_text("note 60")
+    await page.get_by_role("button", name="Load older messages").click()
+    await expect(texts).to_have_count(60)
+    await expect(texts.first).to_have_text("note 1")
+    await expect(page.get_by_role("button", name="Load older messages")).to_be_hidden()
