@@ -21,6 +21,7 @@ from chat_service.models import (
     RoomCreated,
     RoomIdRequest,
     RoomJoined,
+    RoomPath,
     SendMessageRequest,
     UserRooms,
     UserRoomsQuery,
@@ -214,6 +215,7 @@ async def delete_room(request: web.Request) -> web.Response:
     " Paged when `limit` or `cursor` is given",
     query=MembersQuery,
     responses={200: Members, 400: None, 401: None, 403: None, 404: None},
+    path=RoomPath,
     guests=False,
     tags=TAGS,
 )
@@ -271,6 +273,7 @@ async def get_room_messages(request: web.Request) -> web.Response:
 @endpoint(
     "A WebSocket of the room's new messages, each as in the history; members only",
     responses={101: None, 400: None, 401: None, 403: None, 404: None},
+    path=RoomPath,
     guests=False,
     websocket=True,
     tags=TAGS,

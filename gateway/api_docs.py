@@ -10,8 +10,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from gateway.openapi_merge import merge_documents
 from gateway.upstream import SESSION_KEY, Upstream
-from shared.openapi import Document, merge_documents
+from shared.openapi import Document
 
 log = logging.getLogger(__name__)
 

@@ -278,7 +278,11 @@ async def guest(request: web.Request) -> web.Response:
 
 @routes.get("/.well-known/jwks.json")
 @endpoint(
-    "The public keys that verify access tokens", responses={200: Jwks}, public=True, tags=TAGS
+    "The public keys that verify access tokens",
+    responses={200: Jwks},
+    public=True,
+    tags=TAGS,
+    database=False,
 )
 async def jwks(request: web.Request) -> web.Response:
     response = web.json_response(request.app[ISSUER_KEY].key.jwks())

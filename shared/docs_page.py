@@ -41,13 +41,18 @@ POLICY = (
 def add_docs_routes(app: web.Application, title: str) -> None:
     page = PAGE.format(title=html.escape(title))
 
-    @endpoint("A page that renders the OpenAPI document", public=True, tags=("operations",))
+    @endpoint(
+        "A page that renders the OpenAPI document",
+        public=True,
+        tags=("operations",),
+        database=False,
+    )
     async def docs(request: web.Request) -> web.Response:
         return web.Response(
             text=page, content_type="text/html", headers={"Content-Security-Policy": POLICY}
         )
 
-    @endpoint("The files of the /docs page", public=True, hidden=True)
+    @endpoint("The files of the /docs page", public=True, hidden=True, database=False)
     async def docs_asset(request: web.Request) -> web.StreamResponse:
         path = ASSETS.get(request.match_info["name"])
         if path is None:

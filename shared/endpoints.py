@@ -25,6 +25,8 @@ class Endpoint:
     websocket: bool = False
     tags: tuple[str, ...] = ()
     hidden: bool = False
+    path: type[BaseModel] | None = None
+    database: bool = True
 
 
 def endpoint(
@@ -38,9 +40,25 @@ def endpoint(
     websocket: bool = False,
     tags: tuple[str, ...] = (),
     hidden: bool = False,
+    path: type[BaseModel] | None = None,
+    database: bool = True,
 ) -> Callable[[H], H]:
-    """`hidden` keeps a route out of the OpenAPI document (the gateway's proxy routes)."""
-    spec = Endpoint(summary, body, query, responses or {}, public, guests, websocket, tags, hidden)
+    """`hidden` keeps a route out of the OpenAPI document (the gateway's proxy routes).
+    `path` types the path's parameters; `database=False` says the handler needs no
+    database, so it never answers 503 when Postgres is away."""
+    spec = Endpoint(
+        summary,
+        body=body,
+        query=query,
+        responses=responses or {},
+        public=public,
+        guests=guests,
+        websocket=websocket,
+        tags=tags,
+        hidden=hidden,
+        path=path,
+        database=database,
+    )
 
     def mark(handler: H) -> H:
         setattr(handler, ATTRIBUTE, spec)

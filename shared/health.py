@@ -27,7 +27,13 @@ class Readiness(BaseModel):
     checks: dict[str, bool]
 
 
-@endpoint("The process is alive", public=True, responses={200: Health}, tags=("operations",))
+@endpoint(
+    "The process is alive",
+    public=True,
+    responses={200: Health},
+    tags=("operations",),
+    database=False,
+)
 async def healthz(request: web.Request) -> web.Response:
     return json_model(Health(status="ok"))
 

@@ -65,7 +65,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         )
 
 
-@endpoint("Prometheus metrics in the text format", public=True, tags=("operations",))
+@endpoint(
+    "Prometheus metrics in the text format", public=True, tags=("operations",), database=False
+)
 async def metrics_handler(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS_KEY].registry)
     response = web.Response(body=body)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+from http import HTTPStatus
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -32,30 +33,52 @@ def _schema(model: type[BaseModel], mode: str, components: dict[str, Any]) -> di
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def build_openapi(app: web.Application, title: str, version: str = "1.0.0") -> dict[str, Any]:
+def package_version() -> str:
+    try:
+        return version("rooms-platform")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+def _error(description: str, error_ref: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": error_ref}}}
+
+
+# Answers any operation may give beyond its own, and why.
+BODY_TOO_LARGE = "request body too large"
+DATABASE_AWAY = "the database is out of reach; retry after Retry-After seconds"
+
+
+def build_openapi(app: web.Application, title: str) -> dict[str, Any]:
     components: dict[str, Any] = {}
     paths: dict[str, dict[str, Any]] = {}
     error_ref = _schema(ErrorBody, "serialization", components)
+    operation_ids: set[str] = set()
     for route in app.router.routes():
         spec = endpoint_of(route.handler)
         if spec is None or spec.hidden or route.method == "HEAD" or route.resource is None:
             continue
-        operation: dict[str, Any] = {"summary": spec.summary, "responses": {}}
+        operation_id = getattr(route.handler, "__name__", "")
+        if not operation_id or operation_id in operation_ids:
+            raise ValueError(f"two operations are called {operation_id!r}: rename a handler")
+        operation_ids.add(operation_id)
+        operation: dict[str, Any] = {
+            "operationId": operation_id,
+            "summary": spec.summary,
+            "responses": {},
+        }
         if spec.tags:
             operation["tags"] = list(spec.tags)
         if not spec.public:
             operation["security"] = [{"bearer": []}]
         if spec.body is not None:
+            ref = _schema(spec.body, "validation", components)
+            # Required when the model has required fields: an empty body reads as {}.
             operation["requestBody"] = {
-                "required": False,
-                "content": {
-                    "application/json": {"schema": _schema(spec.body, "validation", components)}
-                },
+                "required": bool(components[spec.body.__name__].get("required")),
+                "content": {"application/json": {"schema": ref}},
             }
-        parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _path_params(route.resource.canonical)
-        ]
+        parameters = _path_parameters(route.resource.canonical, spec.path)
         if spec.query is not None:
             query_schema = spec.query.model_json_schema(by_alias=True, ref_template=REF)
             for name, prop in query_schema.get("properties", {}).items():
@@ -69,27 +92,34 @@ def build_openapi(app: web.Application, title: str, version: str = "1.0.0") -> d
                 )
         if parameters:
             operation["parameters"] = parameters
+        responses = operation["responses"]
         for status, model in sorted(spec.responses.items()):
-            response: dict[str, Any] = {"description": str(status)}
+            response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
             if model is not None:
                 ref = _schema(model, "serialization", components)
                 response["content"] = {"application/json": {"schema": ref}}
             elif status >= 400:
                 response["content"] = {"application/json": {"schema": error_ref}}
-            operation["responses"][str(status)] = response
-        if not spec.public and "401" not in operation["responses"]:
-            operation["responses"]["401"] = {
-                "description": "missing or invalid token",
-                "content": {"application/json": {"schema": error_ref}},
-            }
-        if not any(status.startswith("2") for status in operation["responses"]):
-            operation["responses"]["200"] = {"description": "OK"}
+            responses[str(status)] = response
+        if not spec.public and "401" not in responses:
+            responses["401"] = _error("missing or invalid token", error_ref)
+        if spec.body is not None and "413" not in responses:
+            responses["413"] = _error(BODY_TOO_LARGE, error_ref)
+        if spec.database and "503" not in responses:
+            responses["503"] = _error(DATABASE_AWAY, error_ref)
+        if not any(status.startswith("2") for status in responses):
+            responses["200"] = {"description": "OK"}
+        operation["responses"] = dict(sorted(responses.items()))
         if spec.websocket:
             operation["description"] = "A WebSocket endpoint: connect with an Upgrade request."
         paths.setdefault(route.resource.canonical, {})[route.method.lower()] = operation
+    for name, schema in components.items():
+        schema["title"] = name  # generated clients name their models by title
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
+        "info": {"title": title, "version": package_version()},
+        # Relative: the API is where this document was fetched from.
+        "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(components.items())),
@@ -98,6 +128,19 @@ def build_openapi(app: web.Application, title: str, version: str = "1.0.0") -> d
             },
         },
     }
+
+
+def _path_parameters(path: str, model: type[BaseModel] | None) -> list[dict[str, Any]]:
+    """Each {name} of the path, typed by `model` when the endpoint gives one."""
+    properties = {}
+    if model is not None:
+        properties = model.model_json_schema(by_alias=True, ref_template=REF)["properties"]
+    parameters = []
+    for name in _path_params(path):
+        schema = dict(properties.get(name, {"type": "string"}))
+        schema.pop("title", None)
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return parameters
 
 
 def _path_params(path: str) -> list[str]:
@@ -120,7 +163,9 @@ OPENAPI_EXTEND_KEY = web.AppKey("openapi_extend", DocumentExtender)
 def add_openapi_routes(app: web.Application, title: str) -> None:
     """/openapi.json and /docs; the document is built once the routes are frozen."""
 
-    @endpoint("The OpenAPI document of this process", public=True, tags=("operations",))
+    @endpoint(
+        "The OpenAPI document of this process", public=True, tags=("operations",), database=False
+    )
     async def openapi_json(request: web.Request) -> web.Response:
         document = request.app[OPENAPI_KEY]
         extend = request.app.get(OPENAPI_EXTEND_KEY)
@@ -135,24 +180,3 @@ def add_openapi_routes(app: web.Application, title: str) -> None:
     app.router.add_get("/openapi.json", openapi_json)
     add_docs_routes(app, title)
     app.on_startup.append(build)
-
-
-def merge_documents(own: Document, others: dict[str, Document]) -> Document:
-    """`own` plus the API operations of `others`, whose component names get the
-    other's name as a prefix so that two services' `Room` never collide."""
-    merged: Document = json.loads(json.dumps(own))
-    for prefix, other in others.items():
-        names = other.get("components", {}).get("schemas", {})
-        text = json.dumps(other)
-        for name in sorted(names, key=len, reverse=True):
-            text = text.replace(
-                f'"{REF.format(model=name)}"', f'"{REF.format(model=prefix + name)}"'
-            )
-        renamed = json.loads(text)
-        for name, schema in renamed.get("components", {}).get("schemas", {}).items():
-            merged["components"]["schemas"][prefix + name] = schema
-        for path, item in renamed.get("paths", {}).items():
-            if path not in merged["paths"]:
-                merged["paths"][path] = item
-    merged["paths"] = dict(sorted(merged["paths"].items()))
-    return merged
