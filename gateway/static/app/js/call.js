@@ -8,6 +8,7 @@ import { LiveSocket } from "./socket.js";
 
 // Close codes after which coming back is pointless.
 const FINAL = {
+  1000: "left", // the server closes a socket whose participant left (from another tab)
   4403: "removed",
   4410: "ended",
   4404: "gone",
@@ -55,9 +56,7 @@ export class Call {
     this.screen.setConnection(state);
     if (state === "closed") {
       const reason = FINAL[event?.code];
-      if (reason === "ended") this.exit("ended");
-      else if (reason === "removed") this.exit("removed");
-      else this.exit("gone");
+      this.exit(reason || "gone");
     } else if (state === "reconnecting") {
       // Those connections are re-made by the next snapshot.
       this.closePeers();
