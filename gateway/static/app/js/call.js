@@ -172,7 +172,7 @@ export class Call {
     if (kind === "media" && previous && previous.media?.audio && !p.media?.audio) {
       this.screen.announce(`${p.displayName} is muted`);
     }
-    if (kind === "hand" && p.handRaised) toast(`${p.displayName} raised their hand ✋`);
+    if (kind === "hand" && p.handRaised) toast(`${p.displayName} raised their hand`);
     this.screen.renderAll();
     return undefined;
   }

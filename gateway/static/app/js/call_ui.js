@@ -95,7 +95,7 @@ export class CallScreen {
       const avatar = h("span", { class: "avatar", "aria-hidden": "true" });
       const name = h("span", { class: "name" });
       const flags = h("span", { class: "flags" });
-      const hand = h("span", { class: "hand", hidden: true }, "✋ hand raised");
+      const hand = h("span", { class: "hand", hidden: true }, "Hand raised");
       const el = h("figure", { class: mine ? "tile self" : "tile", role: "listitem", dataset: { participant: p.id } },
         video, avatar, hand, h("figcaption", { class: "label" }, name, flags));
       tile = { el, video, avatar, name, flags, hand, mine };
@@ -120,7 +120,7 @@ export class CallScreen {
       tile.el.setAttribute("aria-label", `${p.displayName}${mine ? " (you)" : ""}`);
       tile.name.textContent = `${p.displayName}${mine ? " (you)" : ""}${p.isHost ? " · host" : ""}`;
       tile.flags.replaceChildren(
-        media.audio ? "" : h("span", { class: "muted-flag", title: "muted" }, "🔇", h("span", { class: "visually-hidden" }, " muted")),
+        media.audio ? "" : h("span", { class: "muted-flag" }, "muted"),
         media.screen ? h("span", {}, " · presenting") : "",
         !mine && p.connected === false ? h("span", {}, " · connecting…") : "");
       tile.el.classList.toggle("screen", Boolean(media.screen));
@@ -217,7 +217,7 @@ export class CallScreen {
           p.isHost ? h("span", { class: "badge" }, "host") : null,
           p.isGuest ? h("span", { class: "badge" }, "guest") : null,
           audio ? null : h("span", { class: "badge" }, "muted"),
-          p.handRaised ? h("span", { class: "badge" }, "✋") : null),
+          p.handRaised ? h("span", { class: "badge" }, "hand raised") : null),
         hostActions && !mine && audio
           ? h("button", { type: "button", "aria-label": `Mute ${p.displayName}`, onclick: () => call.muteOther(p) }, "Mute") : null,
         hostActions && !mine && !p.isHost

@@ -74,8 +74,9 @@ export function chatView(session, { args, go }) {
 
   function roomLink(item, extra) {
     const link = h("a", { href: `#/chat/${item.room_id}`, "aria-current": item.room_id === selected ? "page" : null },
-      item.is_private ? "🔒 " : "# ", item.name);
-    return h("li", {}, link, extra);
+      "# ", item.name);
+    const badge = item.is_private ? h("span", { class: "meta" }, "private") : null;
+    return h("li", {}, link, badge, extra);
   }
 
   async function loadMine(more = false) {
