@@ -82,7 +82,13 @@ def base_app(
     if verifier is not None:
         middlewares.append(auth_middleware)
     middlewares.extend(extra_middlewares)
-    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=middlewares,
+        client_max_size=settings.max_body_bytes,
+        # aiohttp's keep-alive timer also runs from a connection's start, and closes
+        # it if the timer ends while a request head is still incomplete.
+        handler_args={"keepalive_timeout": settings.header_timeout_s},
+    )
     app[METRICS_KEY] = HttpMetrics(service)
     app[READY_CHECKS_KEY] = {"database": database_ready(schema, migrations)}
     if verifier is not None:

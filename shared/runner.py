@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import uvloop
 from aiohttp import web
 
 from shared.logs import AccessLogger, configure_logging
+from shared.server import SERVER_OPTIONS, AppRunner
 from shared.settings import CommonSettings
 
 
+async def _start(runner: AppRunner, settings: CommonSettings) -> None:
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+
+
 def serve(app: web.Application, settings: CommonSettings, service: str) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down as web.run_app does."""
     configure_logging(service, settings.log_level)
-    web.run_app(
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runner = AppRunner(
         app,
-        host=settings.host,
-        port=settings.port,
+        handle_signals=True,
         access_log_class=AccessLogger,
-        print=None,
-        loop=uvloop.new_event_loop(),
         shutdown_timeout=10,
+        **SERVER_OPTIONS,
     )
+    try:
+        loop.run_until_complete(_start(runner, settings))
+        loop.run_forever()
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        loop.run_until_complete(runner.cleanup())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -28,6 +28,11 @@ class CommonSettings(BaseSettings):
     db_command_timeout_s: float = Field(default=10.0, gt=0)
 
     max_body_bytes: int = Field(default=MIB, ge=1)
+    # A connection that has not sent a complete request head this long after it
+    # opened (or after its previous response) is closed: a slowloris cannot hold
+    # connections open. Idle keep-alive connections close after the same time, so
+    # it stays above a load balancer's idle timeout (60 s on most).
+    header_timeout_s: float = Field(default=75.0, gt=0)
 
     jwt_issuer: str = "rooms-gateway"
     jwt_audience: str = "rooms-api"

@@ -16,9 +16,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from gateway.keys import SigningKey, TokenIssuer
 from shared.embedded_pg import EmbeddedPostgres
+from shared.server import SERVER_OPTIONS, AppRunner
 from shared.settings import CommonSettings
 
 ISSUER = CommonSettings().jwt_issuer
@@ -229,13 +232,37 @@ async def gateway_stack(
     return Stack(client, chat, meeting, settings)
 
 
+class ServiceTestServer(TestServer):
+    """A test server that serves as the processes do (shared.server)."""
+
+    async def _make_runner(self, **kwargs: Any) -> AppRunner:
+        return AppRunner(self.app, **{**kwargs, **SERVER_OPTIONS})
+
+
 # Apps are torn down before their database is dropped: these depend on
 # `database_url`, so pytest sets them up after it and tears them down before.
 @pytest.fixture
 def aiohttp_client(database_url: str, aiohttp_client: Any) -> Any:
-    return aiohttp_client
+    async def client(app_or_server: Any, **kwargs: Any) -> Any:
+        if isinstance(app_or_server, web.Application):
+            app_or_server = ServiceTestServer(app_or_server)
+        return await aiohttp_client(app_or_server, **kwargs)
+
+    return client
 
 
 @pytest.fixture
-def aiohttp_server(database_url: str, aiohttp_server: Any) -> Any:
-    return aiohttp_server
+async def aiohttp_server(database_url: str) -> AsyncIterator[Any]:
+    servers: list[ServiceTestServer] = []
+
+    async def server(
+        app: web.Application, *, host: str = "127.0.0.1", port: int | None = None, **kwargs: Any
+    ) -> ServiceTestServer:
+        started = ServiceTestServer(app, host=host, port=port)
+        await started.start_server(**kwargs)
+        servers.append(started)
+        return started
+
+    yield server
+    while servers:
+        await servers.pop().close()

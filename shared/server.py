@@ -1,0 +1,96 @@
+"""How every process serves HTTP: aiohttp's server, with JSON for what its parser refuses.
+
+aiohttp parses a request line and headers before any middleware runs, and answers
+what it cannot parse (headers over the limit, too many headers, an unknown method)
+itself, in plain text, logging the error with a traceback that quotes the request.
+`RequestHandler` answers those in the API's JSON with a request id instead, and logs
+one line without the request's bytes. The processes (shared.runner) and the test
+servers (tests/conftest.py) both serve through `AppRunner`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from aiohttp import web, web_protocol, web_server
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
+
+from shared.errors import error_response
+from shared.request_id import HEADER as REQUEST_ID_HEADER
+from shared.request_id import REQUEST_ID_KEY
+
+log = logging.getLogger(__name__)
+
+# Per process, whatever runs the app: a client that hangs up does not cancel its
+# handler, so a request that reached the database finishes as it would have.
+SERVER_OPTIONS: dict[str, Any] = {"handler_cancellation": False}
+
+TOO_LARGE_HEADERS = "request header fields too large"
+NOT_IMPLEMENTED = "method not implemented"
+BAD_REQUEST = "bad request"
+
+
+def _refusal(exc: HttpProcessingError) -> tuple[int, str]:
+    if isinstance(exc, LineTooLong) or exc.message == "Too many headers received":
+        return 431, TOO_LARGE_HEADERS
+    if isinstance(exc, BadHttpMethod) and "HTTPS" not in exc.message:
+        # RFC 9110 §9.1: a method the server does not recognise is 501.
+        return 501, NOT_IMPLEMENTED
+    return 400, BAD_REQUEST
+
+
+class RequestHandler(web_protocol.RequestHandler):
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            # Part of a response is out already: only cutting the connection tells.
+            return super().handle_error(request, status, exc, message)
+        request_id = request.get(REQUEST_ID_KEY) or uuid.uuid4().hex
+        if isinstance(exc, HttpProcessingError):
+            # The client's mistake, not ours: one line, without the request's bytes.
+            status, text = _refusal(exc)
+            log.info(
+                "request refused by the HTTP parser",
+                extra={
+                    "request_id": request_id,
+                    "status": status,
+                    "reason": type(exc).__name__,
+                    "remote": request.remote,
+                },
+            )
+        elif status == 504:
+            text = "request timed out"
+        else:
+            status, text = 500, "internal error"
+            log.error("error outside the middlewares", exc_info=exc)
+        response = error_response(status, text, extra={"request_id": request_id})
+        response.headers[REQUEST_ID_HEADER] = request_id
+        response.force_close()
+        return response
+
+
+class Server(web_server.Server):
+    def __call__(self) -> web_protocol.RequestHandler:
+        return RequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class AppRunner(web.AppRunner):
+    """web.AppRunner whose connections are handled by `RequestHandler`."""
+
+    async def _make_server(self) -> web_server.Server:
+        made = await super()._make_server()
+        return Server(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=asyncio.get_running_loop(),
+            **made._kwargs,
+        )

@@ -1,0 +1,137 @@
+"""What aiohttp's parser refuses, before any middleware runs, is still the API's JSON
+with a request id; and it is not logged as an error quoting the request."""
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+SECRET = "s3cret-header-value"
+
+
+async def raw_exchange(server, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are; the status, headers and body of the answer."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await reader.read()  # the server closes the connection after a refusal
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+def request(head: str, *headers: str) -> bytes:
+    lines = [head, "Host: localhost", *headers, "", ""]
+    return "\r\n".join(lines).encode()
+
+
+CASES = [
+    pytest.param(
+        request("GET /rooms HTTP/1.1", f"X-Long: {SECRET}{'a' * 9000}"),
+        431,
+        "request header fields too large",
+        id="header-over-the-limit",
+    ),
+    pytest.param(
+        request("GET /rooms HTTP/1.1", *(f"X-H{i}: {SECRET}" for i in range(200))),
+        431,
+        "request header fields too large",
+        id="too-many-headers",
+    ),
+    pytest.param(
+        request("FROB /rooms HTTP/1.1", f"X-Secret: {SECRET}"),
+        501,
+        "method not implemented",
+        id="unknown-method",
+    ),
+    pytest.param(
+        request("GET /rooms HTTP/1.1", f"X-Bad\x01Name: {SECRET}"),
+        400,
+        "bad request",
+        id="malformed-header",
+    ),
+]
+
+
+@pytest.fixture(params=["gateway", "chat", "meeting"])
+def server(request, gateway_stack):
+    return {
+        "gateway": gateway_stack.client.server,
+        "chat": gateway_stack.chat,
+        "meeting": gateway_stack.meeting,
+    }[request.param]
+
+
+@pytest.mark.parametrize(("raw", "status", "message"), CASES)
+async def test_a_request_the_parser_refuses_gets_json_with_a_request_id(
+    server, caplog, raw, status, message
+):
+    caplog.set_level(logging.DEBUG)
+    got_status, headers, body = await raw_exchange(server, raw)
+    assert got_status == status
+    assert headers["content-type"].startswith("application/json")
+    answer = json.loads(body)
+    assert answer == {"error": message, "request_id": headers["x-request-id"]}
+    assert len(answer["request_id"]) == 32
+    # The client's mistake is no error of ours, and the log never quotes its bytes.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if r.exc_info]
+    assert SECRET not in caplog.text
+
+
+async def test_a_method_the_parser_knows_but_the_route_does_not_is_405(server):
+    status, headers, body = await raw_exchange(
+        server, request("PROPFIND /healthz HTTP/1.1", "Connection: close")
+    )
+    assert status == 405
+    assert json.loads(body) == {"error": "method not allowed"}
+    assert headers["allow"] == "GET,HEAD"
+    assert headers["x-request-id"]
+
+
+async def _held_until_closed(server, head: bytes) -> bytes:
+    """Open a connection, send part of a request head, and read until the server
+    closes it; what it sent before closing."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        return await reader.read()
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("process", ["gateway", "chat"])
+async def test_a_slowloris_is_closed_by_the_server(
+    aiohttp_client, aiohttp_server, database_url, signing_key, jwks_json, process
+):
+    from chat_service.app import create_app as create_chat
+    from chat_service.settings import ChatSettings
+    from gateway.app import create_app as create_gateway
+    from tests.conftest import gateway_settings_for
+
+    if process == "gateway":
+        app = create_gateway(gateway_settings_for(database_url, signing_key, header_timeout_s=1))
+    else:
+        app = create_chat(
+            ChatSettings(database_url=database_url, jwks=jwks_json, header_timeout_s=1)
+        )
+    server = await aiohttp_server(app)
+    heads = [b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n", b""]
+    # 200 connections that never finish their request head, and some that send nothing.
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(_held_until_closed(server, heads[i % 10 == 0]) for i in range(200))),
+        timeout=60,
+    )
+    assert answers == [b""] * 200  # closed by the server, with nothing to say
+    # The server still answers whoever sends a whole request.
+    client = await aiohttp_client(server)
+    assert (await client.get("/healthz")).status == 200
