@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 from gateway.upstream import SESSION_KEY, Upstream, end_to_end, upstream_headers
 from gateway.websocket_proxy import forward_websocket
 from shared.endpoints import endpoint
-from shared.errors import ApiError
+from shared.errors import ApiError, client_gone
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ async def forward(request: web.Request, upstream: Upstream) -> web.StreamRespons
     except (aiohttp.ClientError, BodyTooLarge) as exc:
         if body is not None and body.exceeded:
             raise too_large() from None
+        if client_gone(request):
+            raise  # the client hung up mid-body: not the upstream's fault
         log.warning("upstream failed", extra={"upstream": upstream.name, "error": repr(exc)})
         raise ApiError(502, f"{upstream.name} unavailable") from None
 

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from shared.error_codes import code_of, status_code
 from shared.request_id import request_id_of
@@ -51,9 +52,8 @@ _HTTP_MESSAGES = {
 # reconnects by itself, so the next request succeeds once Postgres is back.
 DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     OSError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.ConnectionFailureError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
@@ -61,6 +61,74 @@ DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 FAULTS: tuple[type[Exception], ...] = (TimeoutError, *DB_UNAVAILABLE_ERRORS)
+
+# What only a lost or refusing database raises.
+_DATABASE_LOST: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+# asyncpg's own words for a connection or pool that is gone. Other InterfaceErrors
+# and InternalClientErrors, such as "another operation is in progress", are bugs;
+# but operation 2 is the protocol consuming an error the server sent unasked, which
+# on a pooled idle connection is the server's FATAL as it shuts down: a BEGIN on
+# that connection fails with it before asyncpg has marked the connection closed.
+_GONE = (
+    "connection is closed",
+    "pool is closing",
+    "pool is closed",
+    'protocol is in the "failed" state',
+    "not connected",
+    "another operation (2) is in progress",
+)
+
+
+class Unavailable(Exception):
+    """Something this process needs is out of reach (the gateway's keys): 503, retry."""
+
+
+def _raised_in_asyncpg(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncpg"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def database_lost(exc: BaseException) -> bool:
+    """Whether `exc` says the database is out of reach. It looks down the chain:
+    asyncpg may report a lost connection as an error of its own raised while it
+    cleans up after the real one (InternalClientError "cannot switch to state 15"
+    from the ROLLBACK of a transaction whose connection just died)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _DATABASE_LOST):
+            return True
+        if isinstance(
+            current, asyncpg.exceptions.InterfaceError | asyncpg.exceptions.InternalClientError
+        ) and any(gone in str(current) for gone in _GONE):
+            return True
+        # Refused or reset connections, and command or acquire timeouts, inside asyncpg.
+        if isinstance(current, OSError | TimeoutError) and _raised_in_asyncpg(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def client_gone(request: web.BaseRequest) -> bool:
+    """The client hung up: nobody is left to answer."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+# nginx's status for a request whose client left before the answer: it reaches no
+# one, but the access log and the metrics tell it from a server error.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def error_response(
@@ -97,14 +165,30 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, message, headers=headers)
     except asyncio.CancelledError:
         raise
-    except FAULTS as exc:
-        log.warning("database unavailable", extra={"error": repr(exc)})
+    except Exception as exc:
+        return fault_response(request, exc)
+
+
+def fault_response(request: web.Request, exc: Exception) -> web.Response:
+    """What an exception nobody handled says: the client left, a dependency is out
+    of reach (503, retry), the client sent a broken body (400), or a bug (500)."""
+    if client_gone(request):
+        log.info(
+            "client disconnected",
+            extra={"path": request.path, "method": request.method, "error": type(exc).__name__},
+        )
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
+    if isinstance(exc, Unavailable) or database_lost(exc):
+        log.warning("service unavailable", extra={"error": repr(exc)})
         return error_response(
             503,
             "service unavailable",
             headers={"Retry-After": "1"},
             extra={"request_id": request_id_of(request)},
         )
-    except Exception:
-        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-        return error_response(500, "internal error", extra={"request_id": request_id_of(request)})
+    if isinstance(exc, RequestPayloadError):
+        # A body that breaks its own framing (bad chunked encoding, short Content-Length).
+        log.info("malformed request body", extra={"error": type(exc).__name__})
+        return error_response(400, _HTTP_MESSAGES[400])
+    log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+    return error_response(500, "internal error", extra={"request_id": request_id_of(request)})
