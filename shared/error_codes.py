@@ -25,6 +25,9 @@ CODES: dict[str, str] = {
     "invalid cursor": "invalid_cursor",
     "service unavailable": "service_unavailable",
     "internal error": "internal_error",
+    "request header fields too large": "header_fields_too_large",
+    "method not implemented": "method_not_implemented",
+    "request timed out": "request_timed_out",
     # Gateway: identity
     "username or email is required": "login_name_required",
     "too many login attempts": "too_many_login_attempts",

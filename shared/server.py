@@ -28,18 +28,20 @@ log = logging.getLogger(__name__)
 # handler, so a request that reached the database finishes as it would have.
 SERVER_OPTIONS: dict[str, Any] = {"handler_cancellation": False}
 
-TOO_LARGE_HEADERS = "request header fields too large"
-NOT_IMPLEMENTED = "method not implemented"
-BAD_REQUEST = "bad request"
+REFUSALS = {
+    400: "bad request",
+    431: "request header fields too large",
+    501: "method not implemented",
+}
 
 
-def _refusal(exc: HttpProcessingError) -> tuple[int, str]:
+def _refused_status(exc: HttpProcessingError) -> int:
     if isinstance(exc, LineTooLong) or exc.message == "Too many headers received":
-        return 431, TOO_LARGE_HEADERS
+        return 431
     if isinstance(exc, BadHttpMethod) and "HTTPS" not in exc.message:
         # RFC 9110 §9.1: a method the server does not recognise is 501.
-        return 501, NOT_IMPLEMENTED
-    return 400, BAD_REQUEST
+        return 501
+    return 400
 
 
 class RequestHandler(web_protocol.RequestHandler):
@@ -54,9 +56,10 @@ class RequestHandler(web_protocol.RequestHandler):
             # Part of a response is out already: only cutting the connection tells.
             return super().handle_error(request, status, exc, message)
         request_id = request.get(REQUEST_ID_KEY) or uuid.uuid4().hex
+        extra = {"request_id": request_id}
         if isinstance(exc, HttpProcessingError):
             # The client's mistake, not ours: one line, without the request's bytes.
-            status, text = _refusal(exc)
+            status = _refused_status(exc)
             log.info(
                 "request refused by the HTTP parser",
                 extra={
@@ -66,12 +69,12 @@ class RequestHandler(web_protocol.RequestHandler):
                     "remote": request.remote,
                 },
             )
+            response = error_response(status, REFUSALS[status], extra=extra)
         elif status == 504:
-            text = "request timed out"
+            response = error_response(504, "request timed out", extra=extra)
         else:
-            status, text = 500, "internal error"
             log.error("error outside the middlewares", exc_info=exc)
-        response = error_response(status, text, extra={"request_id": request_id})
+            response = error_response(500, "internal error", extra=extra)
         response.headers[REQUEST_ID_HEADER] = request_id
         response.force_close()
         return response

@@ -56,6 +56,7 @@ async def test_sends_while_postgres_stops_are_201_or_503_never_500(
             if r.status == 503:
                 assert await r.json() == {
                     "error": "service unavailable",
+                    "code": "service_unavailable",
                     "request_id": r.headers["X-Request-ID"],
                 }
 

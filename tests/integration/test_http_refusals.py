@@ -37,25 +37,25 @@ CASES = [
     pytest.param(
         request("GET /rooms HTTP/1.1", f"X-Long: {SECRET}{'a' * 9000}"),
         431,
-        "request header fields too large",
+        ("request header fields too large", "header_fields_too_large"),
         id="header-over-the-limit",
     ),
     pytest.param(
         request("GET /rooms HTTP/1.1", *(f"X-H{i}: {SECRET}" for i in range(200))),
         431,
-        "request header fields too large",
+        ("request header fields too large", "header_fields_too_large"),
         id="too-many-headers",
     ),
     pytest.param(
         request("FROB /rooms HTTP/1.1", f"X-Secret: {SECRET}"),
         501,
-        "method not implemented",
+        ("method not implemented", "method_not_implemented"),
         id="unknown-method",
     ),
     pytest.param(
         request("GET /rooms HTTP/1.1", f"X-Bad\x01Name: {SECRET}"),
         400,
-        "bad request",
+        ("bad request", "bad_request"),
         id="malformed-header",
     ),
 ]
@@ -79,7 +79,11 @@ async def test_a_request_the_parser_refuses_gets_json_with_a_request_id(
     assert got_status == status
     assert headers["content-type"].startswith("application/json")
     answer = json.loads(body)
-    assert answer == {"error": message, "request_id": headers["x-request-id"]}
+    assert answer == {
+        "error": message[0],
+        "code": message[1],
+        "request_id": headers["x-request-id"],
+    }
     assert len(answer["request_id"]) == 32
     # The client's mistake is no error of ours, and the log never quotes its bytes.
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -92,7 +96,7 @@ async def test_a_method_the_parser_knows_but_the_route_does_not_is_405(server):
         server, request("PROPFIND /healthz HTTP/1.1", "Connection: close")
     )
     assert status == 405
-    assert json.loads(body) == {"error": "method not allowed"}
+    assert json.loads(body) == {"error": "method not allowed", "code": "method_not_allowed"}
     assert headers["allow"] == "GET,HEAD"
     assert headers["x-request-id"]
 
