@@ -36,5 +36,9 @@ def serve(app: web.Application, settings: CommonSettings, service: str) -> None:
         pass
     finally:
         loop.run_until_complete(runner.cleanup())
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
