@@ -8,8 +8,8 @@ from aiohttp import web
 
 from gateway.api_docs import MergedDocs
 from gateway.cors import preflight_middleware, setup_cors
-from gateway.identity import ISSUER_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
-from gateway.keys import TokenIssuer, load_signing_key
+from gateway.identity import ISSUER_KEY, JWKS_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
+from gateway.keys import TokenIssuer, load_key_ring
 from gateway.proxy import BODY_LIMIT_KEY, TIMEOUT_KEY, proxy_handler
 from gateway.purge import purge_task_ctx
 from gateway.settings import GatewaySettings
@@ -27,15 +27,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: GatewaySettings | None = None) -> web.Application:
     settings = settings or GatewaySettings()
-    key = load_signing_key(
+    keys = load_key_ring(
         pem=settings.jwt_private_key,
         pem_file=settings.jwt_private_key_file,
+        previous_pem=settings.jwt_previous_private_key,
+        previous_pem_file=settings.jwt_previous_private_key_file,
         key_dir=settings.jwt_key_dir,
         development=settings.environment == "development",
     )
-    issuer = TokenIssuer(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    issuer = TokenIssuer(keys.current, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     verifier = TokenVerifier(
-        KeySet(key.jwks()),
+        KeySet(keys.jwks()),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )
@@ -51,6 +53,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     setup_cors(app, settings.cors_allowed_origins)
     app[SETTINGS_KEY] = settings
     app[ISSUER_KEY] = issuer
+    app[JWKS_KEY] = keys.jwks()
     app[BODY_LIMIT_KEY] = settings.max_body_bytes
     app[TIMEOUT_KEY] = aiohttp.ClientTimeout(
         total=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -35,6 +36,8 @@ from shared.passwords import PASSWORDS_KEY, PasswordsBusy
 
 SETTINGS_KEY = web.AppKey("gateway_settings", GatewaySettings)
 ISSUER_KEY = web.AppKey("token_issuer", TokenIssuer)
+# The signing key and the one it replaced (gateway.keys.KeyRing), as published.
+JWKS_KEY = web.AppKey("jwks", dict[str, Any])
 # Checked when the username is unknown, so that both failures take as long.
 DUMMY_HASH_KEY = web.AppKey("dummy_password_hash", str)
 
@@ -285,7 +288,7 @@ async def guest(request: web.Request) -> web.Response:
     database=False,
 )
 async def jwks(request: web.Request) -> web.Response:
-    response = web.json_response(request.app[ISSUER_KEY].key.jwks())
+    response = web.json_response(request.app[JWKS_KEY])
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

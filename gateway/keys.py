@@ -8,7 +8,9 @@ import json
 import logging
 import os
 import secrets
+import stat
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,27 @@ class SigningKey:
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
 
+def previous_key_path(path: Path) -> Path:
+    """Where a rotation keeps the key it replaced: beside it, `.previous` before the suffix."""
+    return path.with_name(f"{path.stem}.previous{path.suffix}")
+
+
+def current_key_path(pem_file: Path | None, key_dir: Path) -> Path:
+    return pem_file if pem_file is not None else key_dir / KEY_FILE_NAME
+
+
+def _write_new(path: Path, pem: bytes) -> Path:
+    """`pem` in a private temporary file beside `path`, to be linked or renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return tmp
+
+
 def load_signing_key(
     *, pem: str | None, pem_file: Path | None, key_dir: Path, development: bool
 ) -> SigningKey:
@@ -89,14 +112,8 @@ def load_signing_key(
         raise RuntimeError("set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE in production")
     path = key_dir / KEY_FILE_NAME
     if not path.exists():
-        key_dir.mkdir(parents=True, exist_ok=True)
-        key = SigningKey.generate()
-        # Written under a temporary name and linked into place, so that two
-        # processes starting together agree on one key.
-        tmp = key_dir / f".{KEY_FILE_NAME}.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key.to_pem())
+        # Linked into place, so that two processes starting together agree on one key.
+        tmp = _write_new(path, SigningKey.generate().to_pem())
         try:
             os.link(tmp, path)
             log.info("generated a development signing key", extra={"path": str(path)})
@@ -105,6 +122,60 @@ def load_signing_key(
         finally:
             tmp.unlink()
     return SigningKey.from_pem(path.read_bytes())
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The key that signs, and the one it replaced: published until the tokens it
+    signed have expired, so that a rotation logs no one out."""
+
+    current: SigningKey
+    previous: SigningKey | None = None
+
+    def jwks(self) -> dict[str, Any]:
+        keys = self.current.jwks()["keys"]
+        if self.previous is not None and self.previous.kid != self.current.kid:
+            keys = keys + self.previous.jwks()["keys"]
+        return {"keys": keys}
+
+
+def load_key_ring(
+    *,
+    pem: str | None,
+    pem_file: Path | None,
+    previous_pem: str | None,
+    previous_pem_file: Path | None,
+    key_dir: Path,
+    development: bool,
+) -> KeyRing:
+    current = load_signing_key(pem=pem, pem_file=pem_file, key_dir=key_dir, development=development)
+    previous = None
+    if previous_pem:
+        previous = SigningKey.from_pem(previous_pem)
+    elif previous_pem_file is not None:
+        previous = SigningKey.from_pem(previous_pem_file.read_bytes())
+    elif not pem:
+        beside = previous_key_path(current_key_path(pem_file, key_dir))
+        if beside.exists():
+            previous = SigningKey.from_pem(beside.read_bytes())
+    return KeyRing(current, previous)
+
+
+def rotate_key_file(path: Path, previous_path: Path | None = None) -> tuple[SigningKey, SigningKey]:
+    """A new signing key at `path`; the one it held moves to `previous_path` (by
+    default beside it). Each file is replaced atomically, the previous one first:
+    interrupted at any point, the files hold a key ring that verifies every token
+    issued so far. Answers (old key, new key)."""
+    previous_path = previous_path or previous_key_path(path)
+    old_pem = path.read_bytes()
+    old = SigningKey.from_pem(old_pem)
+    new = SigningKey.generate()
+    mode = stat.S_IMODE(path.stat().st_mode)  # whoever could read the key still can
+    for target, pem in ((previous_path, old_pem), (path, new.to_pem())):
+        tmp = _write_new(target, pem)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    return old, new
 
 
 class TokenIssuer:

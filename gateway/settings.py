@@ -25,6 +25,11 @@ class GatewaySettings(CommonSettings, PasswordSettings):
     jwt_private_key: str | None = None
     jwt_private_key_file: Path | None = None
     jwt_key_dir: Path = Path(".data")
+    # The key the last rotation replaced, published in the JWKS (never used to sign)
+    # so that tokens it signed stay valid until they expire. Unset: the file beside
+    # the key file (`<name>.previous<suffix>`) when there is one.
+    jwt_previous_private_key: str | None = None
+    jwt_previous_private_key_file: Path | None = None
 
     access_token_ttl_s: int = Field(default=15 * 60, ge=30)
     guest_token_ttl_s: int = Field(default=4 * 60 * 60, ge=30)

@@ -45,10 +45,16 @@ async def _lock_family(conn: Conn, token: str) -> str | None:
         "SELECT family_id FROM refresh_tokens WHERE token_hash = $1", _hash(token)
     )
     if family_id is not None:
+        await _lock_families(conn, [family_id])
+    return family_id
+
+
+async def _lock_families(conn: Conn, family_ids: list[str]) -> None:
+    # In one order, so that two lockers of several families never wait in a cycle.
+    for family_id in sorted(family_ids):
         await conn.execute(
             "SELECT pg_advisory_xact_lock($1)", advisory_lock_id(f"refresh_family:{family_id}")
         )
-    return family_id
 
 
 async def rotate(conn: Conn, token: str, ttl_s: int) -> tuple[str, str] | Rotation:
@@ -117,3 +123,24 @@ async def purge_expired(conn: Conn, *, batch: int = 10_000) -> int:
         deleted += count
         if count < batch:
             return deleted
+
+
+async def revoke_user(conn: Conn, user_id: str) -> int:
+    """Log a user out everywhere: revoke every refresh token of theirs; how many
+    sessions (families) had a live one. Call inside a transaction: the families are
+    locked as a logout locks them, so a rotation in flight cannot outlive this."""
+    families = await conn.fetch(
+        "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id,
+    )
+    await _lock_families(conn, [row["family_id"] for row in families])
+    sessions: int = await conn.fetchval(
+        "WITH revoked AS ("
+        "  UPDATE refresh_tokens SET revoked_at = now()"
+        "  WHERE user_id = $1 AND revoked_at IS NULL"
+        "  RETURNING family_id, used_at, expires_at"
+        ") SELECT count(DISTINCT family_id) FROM revoked"
+        " WHERE used_at IS NULL AND expires_at > now()",
+        user_id,
+    )
+    return sessions

@@ -83,3 +83,11 @@ async def update_profile(conn: Conn, user_id: str, changes: dict[str, str | None
         changes.get("avatar_url"),
     )
     return User.model_validate(dict(row)) if row else None
+
+
+async def set_password(conn: Conn, user_id: str, password_hash: str) -> None:
+    await conn.execute(
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        password_hash,
+    )
