@@ -57,6 +57,7 @@ async def test_migrate_the_gateway_schema_then_every_schema(cli, db):
     assert await db.fetchval("SELECT to_regclass('meeting.rooms')::text") == "meeting.rooms"
     code, _, err = await cli("migrate", "nosuch")
     assert code == 2
+    assert "invalid choice: 'nosuch'" in err
 
 
 async def test_create_user_then_log_in(cli, gateway, db):
