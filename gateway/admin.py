@@ -18,12 +18,12 @@ import asyncpg
 from pydantic import ValidationError
 
 from gateway import login_limits, tokens_store, users_store
-from gateway.keys import current_key_path, load_key_ring, previous_key_path, rotate_key_file
+from gateway.keys import current_key_path, key_ring_of, previous_key_path, rotate_key_file
 from gateway.models import Password, RegisterIn, Strict, User
 from gateway.settings import GatewaySettings
 from shared.db import migrate
 from shared.errors import ApiError
-from shared.passwords import hash_password
+from shared.passwords import PasswordHasher
 
 # Each schema (named as the process that owns it names it) and its package's migrations.
 SCHEMAS = {"gateway": "gateway", "chat": "chat_service", "meeting": "meeting_service"}
@@ -69,6 +69,14 @@ class _PasswordCheck(Strict):
     password: Password
 
 
+async def _hash(settings: GatewaySettings, password: str) -> str:
+    hasher = PasswordHasher(rounds=settings.bcrypt_rounds, workers=1, queue=0, retry_after_s=1)
+    try:
+        return await hasher.hash(password)
+    finally:
+        hasher.close()
+
+
 async def _find_user(conn: asyncpg.Connection, name: str) -> User:
     user = await users_store.find_for_login(
         conn, username=None if "@" in name else name, email=name if "@" in name else None
@@ -90,17 +98,10 @@ async def create_user(settings: GatewaySettings, args: argparse.Namespace) -> st
     except ValidationError as exc:
         error = exc.errors()[0]
         raise Failure(f"{error['loc'][0]}: {error['msg']}") from None
-    password_hash = await hash_password(body.password, settings.bcrypt_rounds)
+    password_hash = await _hash(settings, body.password)
     conn = await _connect(settings)
     try:
-        user = await users_store.create_user(
-            conn,
-            username=body.username,
-            email=body.email,
-            password_hash=password_hash,
-            display_name=body.display_name or body.username,
-            avatar_url=body.avatar_url,
-        )
+        user = await users_store.register(conn, body, password_hash)
     except ApiError as exc:
         raise Failure(exc.message) from None
     finally:
@@ -110,7 +111,7 @@ async def create_user(settings: GatewaySettings, args: argparse.Namespace) -> st
 
 async def reset_password(settings: GatewaySettings, args: argparse.Namespace) -> str:
     password = _read_password(args)
-    password_hash = await hash_password(password, settings.bcrypt_rounds)
+    password_hash = await _hash(settings, password)
     conn = await _connect(settings)
     try:
         async with conn.transaction():
@@ -184,14 +185,7 @@ async def check_config(settings: GatewaySettings, args: argparse.Namespace) -> s
     problems = []
     lines = [f"environment: {settings.environment}"]
     try:
-        keys = load_key_ring(
-            pem=settings.jwt_private_key,
-            pem_file=settings.jwt_private_key_file,
-            previous_pem=settings.jwt_previous_private_key,
-            previous_pem_file=settings.jwt_previous_private_key_file,
-            key_dir=settings.jwt_key_dir,
-            development=settings.environment == "development",
-        )
+        keys = key_ring_of(settings)
         previous = keys.previous.kid if keys.previous else "none"
         lines.append(f"signing key: {keys.current.kid} (previous: {previous})")
     except (OSError, ValueError, RuntimeError) as exc:

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.api_docs import MergedDocs
 from gateway.cors import preflight_middleware, setup_cors
 from gateway.identity import ISSUER_KEY, JWKS_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
-from gateway.keys import TokenIssuer, load_key_ring
+from gateway.keys import TokenIssuer, key_ring_of
 from gateway.proxy import BODY_LIMIT_KEY, TIMEOUT_KEY, proxy_handler
 from gateway.purge import purge_task_ctx
 from gateway.settings import GatewaySettings
@@ -27,14 +27,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: GatewaySettings | None = None) -> web.Application:
     settings = settings or GatewaySettings()
-    keys = load_key_ring(
-        pem=settings.jwt_private_key,
-        pem_file=settings.jwt_private_key_file,
-        previous_pem=settings.jwt_previous_private_key,
-        previous_pem_file=settings.jwt_previous_private_key_file,
-        key_dir=settings.jwt_key_dir,
-        development=settings.environment == "development",
-    )
+    keys = key_ring_of(settings)
     issuer = TokenIssuer(keys.current, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     verifier = TokenVerifier(
         KeySet(keys.jwks()),

@@ -109,14 +109,7 @@ async def register(request: web.Request) -> web.Response:
     password_hash = await passwords.hash(body.password)
     # The account and its first session commit together, or neither does.
     async with request.app[POOL_KEY].acquire() as conn, conn.transaction():
-        user = await users_store.create_user(
-            conn,
-            username=body.username,
-            email=body.email,
-            password_hash=password_hash,
-            display_name=body.display_name or body.username,
-            avatar_url=body.avatar_url,
-        )
+        user = await users_store.register(conn, body, password_hash)
         session = await _new_session(request, conn, user)
     return json_model(session, 201)
 

@@ -18,6 +18,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.settings import GatewaySettings
 from shared.auth import ALGORITHM, Role
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,17 @@ def load_key_ring(
         if beside.exists():
             previous = SigningKey.from_pem(beside.read_bytes())
     return KeyRing(current, previous)
+
+
+def key_ring_of(settings: GatewaySettings) -> KeyRing:
+    return load_key_ring(
+        pem=settings.jwt_private_key,
+        pem_file=settings.jwt_private_key_file,
+        previous_pem=settings.jwt_previous_private_key,
+        previous_pem_file=settings.jwt_previous_private_key_file,
+        key_dir=settings.jwt_key_dir,
+        development=settings.environment == "development",
+    )
 
 
 def rotate_key_file(path: Path, previous_path: Path | None = None) -> tuple[SigningKey, SigningKey]:

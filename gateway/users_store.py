@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from gateway.models import User
+from gateway.models import RegisterIn, User
 from shared.db import Conn
 from shared.errors import ApiError
 from shared.ids import new_id
@@ -40,6 +40,18 @@ async def create_user(
         raise ApiError(409, _TAKEN.get(exc.constraint_name or "", "already registered")) from None
     assert row is not None
     return User.model_validate(dict(row))
+
+
+async def register(conn: Conn, body: RegisterIn, password_hash: str) -> User:
+    """The account a registration asks for (the display name defaults to the username)."""
+    return await create_user(
+        conn,
+        username=body.username,
+        email=body.email,
+        password_hash=password_hash,
+        display_name=body.display_name or body.username,
+        avatar_url=body.avatar_url,
+    )
 
 
 async def find_for_login(conn: Conn, *, username: str | None, email: str | None) -> User | None:
