@@ -15,7 +15,7 @@ import jwt
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import UNAUTHORIZED, ApiError
+from shared.errors import UNAUTHORIZED, ApiError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class KeySet:
         self._session = session
         self._min_interval = refresh_min_interval_s
         self._fetched_at = float("-inf")
+        # The last fetch failed: a key we do not know may be one we could not fetch.
+        self._unreachable = False
         self._lock = asyncio.Lock()
         if jwks is not None:
             self._load(jwks)
@@ -93,7 +95,11 @@ class KeySet:
         async with self._lock:
             if kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_interval:
                 await self._fetch()
-        return self._keys.get(kid)
+        key = self._keys.get(kid)
+        if key is None and self._unreachable:
+            # Our fault, not the token's: a 401 would make the client log its user out.
+            raise Unavailable("the signing keys could not be fetched")
+        return key
 
     async def _fetch(self) -> None:
         assert self._url is not None and self._session is not None
@@ -102,8 +108,13 @@ class KeySet:
             timeout = aiohttp.ClientTimeout(total=5)
             async with self._session().get(self._url, timeout=timeout) as response:
                 response.raise_for_status()
-                self._load(await response.json())
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                jwks = await response.json()
+            if not isinstance(jwks, dict):
+                raise ValueError("a JWKS document is a JSON object")
+            self._load(jwks)
+            self._unreachable = False
+        except (aiohttp.ClientError, TimeoutError, ValueError, jwt.PyJWTError) as exc:
+            self._unreachable = True
             log.warning("could not fetch the signing keys", extra={"error": repr(exc)})
 
 
