@@ -6,6 +6,7 @@ stream of a listener who leaves, or whose room is deleted, ends right there."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -67,20 +68,51 @@ def verdict(event: Event, username: str) -> Ending | None:
     return None
 
 
+REPLAY_PAGE = 100
+
+
 async def serve_room(
-    request: web.Request, broadcaster: Broadcaster, room_id: int, username: str
+    request: web.Request,
+    broadcaster: Broadcaster,
+    room_id: int,
+    username: str,
+    *,
+    after: int | None = None,
 ) -> web.WebSocketResponse:
     """The room's messages; the stream ends, with a close code, when its user leaves
     the room or the room is deleted: a listener hears only what a member may.
-    Membership is checked after subscribing, so a leave committed in between ends
-    the stream rather than being missed."""
+
+    Subscribed first, then membership is checked, so a leave committed in between
+    ends the stream rather than being missed. With `after`, the history newer than
+    it is replayed first, read after subscribing: a message committed meanwhile is
+    in the replay, the live stream, or both, and a live message whose id the replay
+    already sent is dropped. Ids commit in order within a room (store.send_message),
+    so nothing older than what was sent can still arrive."""
     pool = request.app[POOL_KEY]
+    last_sent = after
+
+    async def replay() -> AsyncIterator[Event]:
+        nonlocal last_sent
+        assert last_sent is not None
+        while True:
+            page = await store.messages_newer(pool, room_id, after=last_sent, limit=REPLAY_PAGE)
+            for message in page:
+                last_sent = message.message_id
+                yield message.model_dump(mode="json")
+            if len(page) < REPLAY_PAGE:
+                return
+
+    def allow(event: Event) -> bool:
+        if "message_id" not in event:
+            return False
+        return last_sent is None or event["message_id"] > last_sent
 
     async def start() -> Stream:
         await store.require_member(pool, room_id, username)
         return Stream(
-            allow=lambda event: "message_id" in event,
+            allow=allow,
             close_on=lambda event: verdict(event, username),
+            replay=replay() if after is not None else None,
         )
 
     return await serve_websocket(request, broadcaster, topic_of(room_id), start)

@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     StrictInt,
     StrictStr,
     WithJsonSchema,
@@ -128,6 +129,24 @@ class MessagesQuery(Body):
     before: Annotated[int, Field(ge=1, le=MAX_BIGINT)] | None = Field(
         default=None, description="Only messages older than this message id"
     )
+    after: Annotated[int, Field(ge=0, le=MAX_BIGINT)] | None = Field(
+        default=None,
+        description="Only messages newer than this message id, oldest first (a client"
+        " catching up passes the last id it saw); not with `before`",
+    )
+
+    @model_validator(mode="after")
+    def one_direction(self) -> MessagesQuery:
+        if self.before is not None and self.after is not None:
+            raise ValueError("before and after cannot be used together")
+        return self
+
+
+class RoomSocketQuery(Body):
+    after: Annotated[int, Field(ge=0, le=MAX_BIGINT)] | None = Field(
+        default=None,
+        description="Replay every message newer than this id, oldest first, then go live",
+    )
 
 
 class RoomPath(Body):
@@ -215,3 +234,15 @@ class ChatMessage(BaseModel):
 class MessagePage(BaseModel):
     messages: list[ChatMessage]
     next_before: int | None
+
+
+class MessagesAfter(BaseModel):
+    """The messages newer than `after`, oldest first; `next_after` pages on, and is
+    null once the page reaches the newest message."""
+
+    messages: list[ChatMessage]
+    next_after: int | None
+
+
+class HistoryPage(RootModel[MessagePage | MessagesAfter]):
+    """Newest first with `next_before`; with `after`, oldest first with `next_after`."""

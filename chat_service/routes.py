@@ -11,10 +11,12 @@ from chat_service.events import RoomEvents, serve_room
 from chat_service.models import (
     CreateRoomRequest,
     Done,
+    HistoryPage,
     JoinRoomRequest,
     Members,
     MembersQuery,
     MessagePage,
+    MessagesAfter,
     MessageSent,
     MessagesQuery,
     PublicRooms,
@@ -22,6 +24,7 @@ from chat_service.models import (
     RoomIdRequest,
     RoomJoined,
     RoomPath,
+    RoomSocketQuery,
     SendMessageRequest,
     UserRooms,
     UserRoomsQuery,
@@ -251,14 +254,24 @@ async def send_room_message(request: web.Request) -> web.Response:
 
 @routes.get("/api/get_room_messages")
 @endpoint(
-    "A page of a room's messages, newest first; page on with next_before",
+    "A page of a room's messages, newest first; page on with next_before. With `after`,"
+    " the messages newer than it, oldest first; page on with next_after",
     query=MessagesQuery,
-    responses={200: MessagePage, 400: None, 401: None, 403: None, 404: None},
+    responses={200: HistoryPage, 400: None, 401: None, 403: None, 404: None},
     guests=False,
     tags=TAGS,
 )
 async def get_room_messages(request: web.Request) -> web.Response:
     query = query_of(request, MessagesQuery)
+    if query.after is not None:
+        newer, next_after = await store.messages_after(
+            request.app[POOL_KEY],
+            query.room_id,
+            username_of(request),
+            limit=query.limit,
+            after=query.after,
+        )
+        return json_model(MessagesAfter(messages=newer, next_after=next_after))
     messages, next_before = await store.messages_page(
         request.app[POOL_KEY],
         query.room_id,
@@ -271,7 +284,10 @@ async def get_room_messages(request: web.Request) -> web.Response:
 
 @routes.get("/api/rooms/{room_id}/ws")
 @endpoint(
-    "A WebSocket of the room's new messages, each as in the history; members only",
+    "A WebSocket of the room's new messages, each as in the history; members only."
+    " With `after`, first every message newer than it, oldest first, then live:"
+    " no gap, no duplicate",
+    query=RoomSocketQuery,
     responses={101: None, 400: None, 401: None, 403: None, 404: None},
     path=RoomPath,
     guests=False,
@@ -279,6 +295,11 @@ async def get_room_messages(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def room_events(request: web.Request) -> web.StreamResponse:
+    query = query_of(request, RoomSocketQuery)
     return await serve_room(
-        request, request.app[REALTIME_KEY], room_id_of(request), username_of(request)
+        request,
+        request.app[REALTIME_KEY],
+        room_id_of(request),
+        username_of(request),
+        after=query.after,
     )

@@ -272,8 +272,18 @@ async def send_message(
 ) -> MessageSent:
     """Stores a member's message."""
     async with pool.acquire() as conn, conn.transaction():
-        room = await _membership(conn, room_id, username)
-        if not room["is_member"]:
+        # The room's row stays locked until commit, so a room's messages commit in
+        # the order of their ids: a client that saw id N (`after=N`) never misses a
+        # smaller id committed later. Deleting the room waits; joining does not.
+        is_member = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id"
+            " AND m.username = $2) FROM rooms r WHERE r.id = $1 FOR NO KEY UPDATE OF r",
+            room_id,
+            username,
+        )
+        if is_member is None:
+            raise RoomNotFound
+        if not is_member:
             raise NotAMember
         try:
             row = await conn.fetchrow(
@@ -312,6 +322,37 @@ async def messages_page(
     )
     messages = [ChatMessage.model_validate(dict(row)) for row in rows[:limit]]
     return messages, (messages[-1].message_id if len(rows) > limit else None)
+
+
+async def messages_after(
+    pool: asyncpg.Pool, room_id: int, username: str, *, limit: int, after: int
+) -> tuple[list[ChatMessage], int | None]:
+    """A member's messages newer than `after`, oldest first, and the id to page on
+    from while there are more."""
+    await require_member(pool, room_id, username)
+    messages = await messages_newer(pool, room_id, after=after, limit=limit + 1)
+    more = len(messages) > limit
+    return messages[:limit], (messages[limit - 1].message_id if more else None)
+
+
+# Along the primary key (room_id, id), forwards.
+MESSAGES_NEWER = (
+    "SELECT id AS message_id, room_id, username, body AS message, created_at"
+    " FROM room_messages WHERE room_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+)
+
+
+async def messages_newer(
+    pool: asyncpg.Pool, room_id: int, *, after: int, limit: int
+) -> list[ChatMessage]:
+    """Up to `limit` of the room's messages newer than `after`, oldest first."""
+    rows = await pool.fetch(
+        MESSAGES_NEWER,
+        room_id,
+        after,
+        limit,
+    )
+    return [ChatMessage.model_validate(dict(row)) for row in rows]
 
 
 MESSAGE_BY_ID = (

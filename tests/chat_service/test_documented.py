@@ -37,7 +37,7 @@ async def test_every_chat_route_is_documented_from_its_models(service):
     assert (is_private["type"], is_private["minimum"], is_private["maximum"]) == ("integer", 0, 1)
     assert schema["properties"]["room_name"]["maxLength"] == 100
     history = doc["paths"]["/api/get_room_messages"]["get"]
-    assert {p["name"] for p in history["parameters"]} == {"room_id", "limit", "before"}
+    assert {p["name"] for p in history["parameters"]} == {"room_id", "limit", "before", "after"}
     message = doc["components"]["schemas"]["ChatMessage"]["properties"]
     assert set(message) == {"message_id", "room_id", "username", "message", "created_at"}
     assert message["created_at"]["format"] == "date-time"
