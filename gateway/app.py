@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -10,12 +11,12 @@ from gateway.api_docs import MergedDocs
 from gateway.cors import preflight_middleware, setup_cors
 from gateway.identity import ISSUER_KEY, JWKS_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, key_ring_of
-from gateway.proxy import BODY_LIMIT_KEY, TIMEOUT_KEY, proxy_handler
+from gateway.proxy import BODY_LIMIT_KEY, POOL_SLOTS_KEY, POOL_WAIT_KEY, TIMEOUT_KEY, proxy_handler
 from gateway.purge import purge_task_ctx
 from gateway.settings import GatewaySettings
 from gateway.upstream import SESSION_KEY, Upstream
 from gateway.web_client import add_web_client
-from gateway.websocket_proxy import refused_upgrades
+from gateway.websocket_proxy import WS_SESSION_KEY, refused_upgrades
 from shared.app import base_app
 from shared.auth import KeySet, TokenVerifier
 from shared.health import READY_CHECKS_KEY, ReadyCheck
@@ -53,6 +54,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         sock_connect=settings.upstream_connect_timeout_s,
         sock_read=settings.upstream_timeout_s,
     )
+    app[POOL_WAIT_KEY] = settings.upstream_pool_wait_s
     app.cleanup_ctx.append(passwords_ctx(settings))
     app.cleanup_ctx.append(dummy_hash_ctx)
     app.cleanup_ctx.append(purge_task_ctx)
@@ -79,10 +81,15 @@ def _upstream_session_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=settings.upstream_pool_size, keepalive_timeout=30)
         # No decompression: bodies pass through exactly as the service wrote them.
-        async with aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, trace_configs=[refused_upgrades()]
-        ) as session:
+        async with (
+            aiohttp.ClientSession(connector=connector, auto_decompress=False) as session,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), trace_configs=[refused_upgrades()]
+            ) as websockets,
+        ):
             app[SESSION_KEY] = session
+            app[POOL_SLOTS_KEY] = asyncio.Semaphore(settings.upstream_pool_size)
+            app[WS_SESSION_KEY] = websockets
             yield
 
     return ctx

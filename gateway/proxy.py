@@ -4,6 +4,8 @@ upgrades go to the WebSocket relay (gateway.websocket_proxy)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 TIMEOUT_KEY = web.AppKey("upstream_timeout", aiohttp.ClientTimeout)
 BODY_LIMIT_KEY = web.AppKey("body_limit", int)
+POOL_WAIT_KEY = web.AppKey("upstream_pool_wait_s", float)
+# As many as the connector's limit: a request holds one from sending to the last byte relayed.
+POOL_SLOTS_KEY = web.AppKey("upstream_pool_slots", asyncio.Semaphore)
 
 
 class BodyTooLarge(Exception):
@@ -56,6 +61,30 @@ async def forward(request: web.Request, upstream: Upstream) -> web.StreamRespons
     if request.content_length is not None and request.content_length > limit:
         raise too_large()
     body = LimitedBody(request.content, limit) if request.body_exists else None
+    async with upstream_slot(request, upstream):
+        return await _forward(request, upstream, body)
+
+
+@contextlib.asynccontextmanager
+async def upstream_slot(request: web.Request, upstream: Upstream) -> AsyncIterator[None]:
+    """One of the pool's connections for this request, or a 503 once the wait is
+    over: a full pool answers in bounded time instead of queueing without end."""
+    slots = request.app[POOL_SLOTS_KEY]
+    try:
+        async with asyncio.timeout(request.app[POOL_WAIT_KEY]):
+            await slots.acquire()
+    except TimeoutError:
+        log.warning("upstream pool exhausted", extra={"upstream": upstream.name})
+        raise ApiError(503, f"{upstream.name} busy", headers={"Retry-After": "1"}) from None
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+async def _forward(
+    request: web.Request, upstream: Upstream, body: LimitedBody | None
+) -> web.StreamResponse:
     session = request.app[SESSION_KEY]
     try:
         async with session.request(

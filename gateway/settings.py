@@ -19,7 +19,10 @@ class GatewaySettings(CommonSettings, PasswordSettings):
     upstream_connect_timeout_s: float = Field(default=5.0, gt=0)
     # Time allowed between two reads from an upstream before the client gets a 504.
     upstream_timeout_s: float = Field(default=30.0, gt=0)
+    # Connections to each service for HTTP (proxied WebSockets have their own, unlimited),
+    # and how long a request waits for one before it is answered 503.
     upstream_pool_size: int = Field(default=200, ge=1)
+    upstream_pool_wait_s: float = Field(default=5.0, gt=0)
 
     # The signing key: inline PEM, a PEM file, or (development only) generated into jwt_key_dir.
     jwt_private_key: str | None = None

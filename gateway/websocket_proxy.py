@@ -9,10 +9,12 @@ from contextvars import ContextVar
 from types import SimpleNamespace
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from gateway.upstream import SESSION_KEY, Upstream, upstream_headers
+from gateway.upstream import Upstream, upstream_headers
 from shared.errors import ApiError, error_response
+from shared.realtime import GOING_AWAY, Ending
+from shared.websockets import open_websocket
 
 # A service's refusal of a WebSocket upgrade, caught by `refused_upgrades` before
 # aiohttp's ws_connect raises without it, so the client gets the service's body.
@@ -36,8 +38,31 @@ def refused_upgrades() -> aiohttp.TraceConfig:
     return trace
 
 
+# Proxied sockets have a client session of their own, with no connection limit:
+# each holds its connection for as long as it lives, and must never take one
+# the HTTP relay needs.
+WS_SESSION_KEY = web.AppKey("upstream_websocket_session", aiohttp.ClientSession)
+
+# RFC 6455 §7.4.1: codes an endpoint may put in a close frame. 1005 and 1006
+# (and 0, which aiohttp reports for an empty close) only describe a close locally,
+# 1015 likewise, and 1004 and 1016-2999 are reserved or unassigned.
+_SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+NO_STATUS_RECEIVED = 1005
+UPSTREAM_LOST = Ending(WSCloseCode.INTERNAL_ERROR, "upstream connection lost")
+
+
+def sendable(code: int | None, reason: str) -> Ending:
+    """The close a relay may send for one it received: an empty close (code 0,
+    None or 1005) is a normal one, anything else illegal on the wire is 1011."""
+    if code in (None, 0, NO_STATUS_RECEIVED):
+        return Ending(WSCloseCode.OK, "")
+    if code in _SENDABLE or 3000 <= code <= 4999:
+        return Ending(code, reason)
+    return UPSTREAM_LOST
+
+
 async def forward_websocket(request: web.Request, upstream: Upstream) -> web.StreamResponse:
-    session = request.app[SESSION_KEY]
+    session = request.app[WS_SESSION_KEY]
     protocols = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]
@@ -61,21 +86,56 @@ async def forward_websocket(request: web.Request, upstream: Upstream) -> web.Str
         return web.Response(status=status, body=body, content_type=content_type)
     except (aiohttp.ClientError, TimeoutError):
         raise ApiError(502, f"{upstream.name} unavailable") from None
-    client_ws = web.WebSocketResponse(protocols=protocols, heartbeat=30, autoclose=False)
     try:
-        await client_ws.prepare(request)
-        await _splice(client_ws, upstream_ws)
+        # Registered for shutdown, which closes it with 1001 (and so the upstream's).
+        client_ws = await open_websocket(request, protocols=protocols, autoclose=False)
+        await _Splice(client_ws, upstream_ws).run()
     finally:
-        await upstream_ws.close()
-        await client_ws.close()
+        # Still open only if this handler was cancelled (its client vanished).
+        await upstream_ws.close(code=GOING_AWAY.code, message=GOING_AWAY.reason.encode())
     return client_ws
 
 
-async def _splice(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
-    async def pump(
-        source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-        sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-    ) -> None:
+Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+CLOSE_WAIT_S = 5.0
+
+
+class _Splice:
+    """Two sockets joined. The first close frame either side sends is passed on,
+    made legal, and answered with the same code once the other side has it."""
+
+    def __init__(self, client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse):
+        self.client = client
+        self.upstream = upstream
+        self.passed_on: Ending | None = None
+
+    async def run(self) -> None:
+        tasks = [
+            asyncio.create_task(self._pump(self.client, self.upstream, lost=GOING_AWAY)),
+            asyncio.create_task(self._pump(self.upstream, self.client, lost=UPSTREAM_LOST)),
+        ]
+        try:
+            _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if pending:
+                await asyncio.wait(pending, timeout=CLOSE_WAIT_S)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(
+                    asyncio.CancelledError, ConnectionError, aiohttp.ClientError
+                ):
+                    await task
+        reply = self.passed_on or GOING_AWAY
+        for ws in (self.client, self.upstream):
+            if not ws.closed:
+                with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+                    await ws.close(code=reply.code, message=reply.reason.encode())
+
+    async def _pump(self, source: Socket, sink: Socket, *, lost: Ending) -> None:
+        """Frames from `source` to `sink`, then the close: the one `source` sent,
+        or `lost` when it ended without one (its connection dropped, or this
+        process closed it at shutdown)."""
         # receive(), not `async for`: iteration stops before the CLOSE frame,
         # whose code and reason the other side should get unchanged.
         while True:
@@ -86,18 +146,9 @@ async def _splice(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSock
                 await sink.send_bytes(message.data)
             else:
                 break
+        if self.passed_on is not None:
+            return  # the other side closed first; `run` answers it
+        ending = lost
         if message.type == WSMsgType.CLOSE:
-            await sink.close(code=message.data, message=(message.extra or "").encode())
-        else:
-            await sink.close(code=source.close_code or aiohttp.WSCloseCode.OK)
-
-    tasks = [
-        asyncio.create_task(pump(client, upstream)),
-        asyncio.create_task(pump(upstream, client)),
-    ]
-    _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError, aiohttp.ClientError):
-            await task
+            ending = self.passed_on = sendable(message.data, message.extra or "")
+        await sink.close(code=ending.code, message=ending.reason.encode())

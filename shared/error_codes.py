@@ -90,6 +90,7 @@ PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     ),
     (re.compile(r".+ unavailable"), "upstream_unavailable", "<service> unavailable"),
     (re.compile(r".+ timed out"), "upstream_timeout", "<service> timed out"),
+    (re.compile(r".+ busy"), "upstream_busy", "<service> busy"),
 )
 
 # A validation failure names each field in `details`; its summary varies with the fields.

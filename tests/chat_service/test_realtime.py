@@ -157,7 +157,9 @@ async def test_a_leave_committed_right_after_the_membership_check_ends_the_strea
         await checked(pool, room, username)
         with broadcaster.subscribe(topic_of(room)) as probe:
             await store.leave_room(pool, room, username, RoomEvents(broadcaster))
-            assert await anext(aiter(probe)) == {"left": "bob"}
+            async for event in probe:  # past earlier events still on their way
+                if event == {"left": "bob"}:
+                    break
 
     monkeypatch.setattr(store, "require_member", check_then_leave)
     async with service.ws_connect(f"/api/rooms/{room_id}/ws", headers=auth("bob")) as ws:

@@ -19,10 +19,14 @@ class Echo:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.release = asyncio.Event()
+        self.stalling = asyncio.Event()
+        # The close code each upstream socket got, as it arrived.
+        self.closes: asyncio.Queue[int | None] = asyncio.Queue()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/api/ws", self.websocket)
+        app.router.add_get("/api/ws-drop", self.websocket_drop)
         app.router.add_get("/api/stall", self.stall)
         app.router.add_get("/api/big", self.big)
         app.router.add_get("/api/gzip", self.gzip)
@@ -46,6 +50,7 @@ class Echo:
         return response
 
     async def stall(self, request: web.Request) -> web.Response:
+        self.stalling.set()
         await self.release.wait()
         return web.json_response({})
 
@@ -69,6 +74,16 @@ class Echo:
         await ws.prepare(request)
         async for message in ws:
             await ws.send_str("echo:" + message.data)
+        self.closes.put_nowait(ws.close_code)
+        return ws
+
+    async def websocket_drop(self, request: web.Request) -> web.WebSocketResponse:
+        """A service that dies: the connection drops with no close frame."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()
+        assert request.transport is not None
+        request.transport.abort()
         return ws
 
 
