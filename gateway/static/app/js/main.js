@@ -83,7 +83,12 @@ session.addEventListener("signedout", (event) => {
   if (event.detail && event.detail !== "signed out") toast(event.detail, "error");
   render();
 });
-document.getElementById("signout").addEventListener("click", () => session.logout());
+document.getElementById("signout").addEventListener("click", () => {
+  // The view lets go first (a meeting is left) while the tokens are still good.
+  current?.destroy?.();
+  current = null;
+  session.logout();
+});
 window.addEventListener("hashchange", render);
 window.addEventListener("beforeunload", () => current?.destroy?.());
 render();

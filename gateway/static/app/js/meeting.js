@@ -179,7 +179,10 @@ export function meetingView(session, { args, go }) {
         // Leaving the page leaves the meeting, as closing a Meet tab does.
         const roomId = call.room.id;
         call.destroy();
-        session.call("POST", `/rooms/${roomId}/leave`, undefined, { keepalive: true }).catch(() => {});
+        call = null;
+        if (session.signedIn) {
+          session.call("POST", `/rooms/${roomId}/leave`, undefined, { keepalive: true }).catch(() => {});
+        }
       }
       media?.stop();
     },
