@@ -33,6 +33,8 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
+    # Real addresses in ICE candidates rather than mDNS names: no multicast queries.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 # The machine is shared and slow: waits are for events, with room to spare.
