@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from shared.errors import ApiError
 from shared.realtime import GOING_AWAY, Broadcaster, Ending, Event, NotListening
@@ -74,6 +74,10 @@ class Stream:
     allow: Callable[[Event], bool] | None = None
     close_on: Callable[[Event], Ending | None] | None = None
     replay: AsyncIterator[Event] | None = None
+    # A two-way socket: each client data frame, in order (the meeting's signals).
+    on_message: Callable[[web.WebSocketResponse, WSMessage], Awaitable[None]] | None = None
+    # What the client is sent of an event `allow` let through (default: the event).
+    shape: Callable[[Event], Event] | None = None
 
 
 # Authorizes the client (raising refuses the upgrade with the error's status) and
@@ -111,7 +115,7 @@ async def serve_websocket(
                         await close_websocket(ws, ending)
                         return
                     if stream.allow is None or stream.allow(event):
-                        await ws.send_json(event)
+                        await ws.send_json(stream.shape(event) if stream.shape else event)
             except (ConnectionError, asyncio.CancelledError):
                 raise
             except Exception:
@@ -125,6 +129,8 @@ async def serve_websocket(
             async for message in ws:
                 if message.type == WSMsgType.ERROR:
                     break
+                if stream.on_message is not None:
+                    await stream.on_message(ws, message)
         finally:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
