@@ -5,9 +5,10 @@ from pathlib import Path
 from aiohttp import web
 
 from meeting_service.events_store import expand_event
+from meeting_service.presence import presence_ctx
 from meeting_service.room_codes import CodeGenerator, new_room_code
-from meeting_service.routes import CODE_GENERATOR_KEY, SETTINGS_KEY, refusal_middleware, routes
-from meeting_service.settings import MeetingSettings
+from meeting_service.routes import CODE_GENERATOR_KEY, refusal_middleware, routes
+from meeting_service.settings import SETTINGS_KEY, MeetingSettings
 from shared.app import service_app
 from shared.realtime import realtime_ctx
 
@@ -31,5 +32,6 @@ def create_app(
     app[SETTINGS_KEY] = settings
     app[CODE_GENERATOR_KEY] = code_generator
     app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=expand_event, settings=settings))
+    app.cleanup_ctx.append(presence_ctx(settings))
     app.add_routes(routes)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from meeting_service.models import Message, Participant, RoomDetail
+from meeting_service.signals_store import expand_signal
 from meeting_service.store import (
     MESSAGE_COLUMNS,
     PARTICIPANT_COLUMNS,
@@ -23,6 +24,8 @@ MESSAGE_BY_ID = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
 
 async def expand_event(pool: Pool, event: Event) -> Event | None:
     kind = str(event.get("type", ""))
+    if kind == "signal":
+        return await expand_signal(pool, event)
     room_id = event.get("roomId")
     async with pool.acquire() as conn:
         if kind.startswith("participant."):

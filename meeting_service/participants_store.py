@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from meeting_service.models import Participant, ParticipantStatus, RoomDetail
 from meeting_service.refusals import Refusal, Refused
 from meeting_service.store import (
@@ -24,15 +22,6 @@ from meeting_service.store import (
 from shared.auth import Identity
 from shared.ids import new_id
 from shared.realtime import Publisher
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who is looking at a room's live events, as of connecting."""
-
-    user_id: str
-    is_host: bool
-    status: ParticipantStatus
 
 
 async def join_room(
@@ -210,14 +199,11 @@ async def remove_participant(
         await events.publish(conn, topic=room_id, event=event)
 
 
-async def viewer(pool: Pool, who: Identity, room_id: str) -> Viewer:
-    """Who may watch the room live: the host, joined participants, and those waiting
-    (they need to hear that they were admitted or denied)."""
+async def joined_participant(pool: Pool, who: Identity, room_id: str) -> Participant:
+    """The caller's participant, if joined (the host too only while joined)."""
     async with pool.acquire() as conn:
-        room = await room_row(conn, room_id)
+        await room_row(conn, room_id)
         row = await membership(conn, room_id, who.user_id)
-    if room["host_id"] == who.user_id:
-        return Viewer(who.user_id, True, "joined")
-    if row is None or row["status"] not in PRESENT:
+    if row is None or row["status"] != "joined":
         raise Refused(Refusal.NOT_IN_ROOM)
-    return Viewer(who.user_id, False, row["status"])
+    return participant(row)

@@ -29,6 +29,8 @@ class Refusal(enum.Enum):
     NOT_IN_ROOM = "You are not in this room"
     CHAT_DISABLED = "Chat is disabled in this room"
     NOT_WAITING = "Participant is not waiting"
+    NOT_HOST_MUTE = "Only the host can mute participants"
+    SCREEN_SHARE_DISABLED = "Screen sharing is disabled in this room"
 
 
 class Refused(Exception):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from meeting_service import messages_store, participants_store, rooms_store
-from meeting_service.events import event_filter
+from meeting_service import media_store, messages_store, participants_store, rooms_store
+from meeting_service.ice import ice_servers
 from meeting_service.models import (
     CreateRoomBody,
+    IceServers,
     JoinResult,
     MessagePage,
     MessagesQuery,
@@ -25,7 +26,8 @@ from meeting_service.models import (
 from meeting_service.models import Message as MessageShape
 from meeting_service.refusals import Refusal, Refused
 from meeting_service.room_codes import CodeGenerator, normalise_code
-from meeting_service.settings import MeetingSettings
+from meeting_service.settings import SETTINGS_KEY
+from meeting_service.socket import serve_room_socket
 from shared.app import identity_of
 from shared.bodies import json_model, read_json_object, validate, validate_query
 from shared.cursors import decode_time_cursor, encode_time_cursor
@@ -34,9 +36,7 @@ from shared.endpoints import endpoint
 from shared.errors import ApiError
 from shared.realtime import REALTIME_KEY
 from shared.text import storable
-from shared.websockets import Stream, serve_websocket
 
-SETTINGS_KEY = web.AppKey("settings", MeetingSettings)
 CODE_GENERATOR_KEY: web.AppKey[CodeGenerator] = web.AppKey("room_code_generator")
 routes = web.RouteTableDef()
 TAGS = ("meeting",)
@@ -61,6 +61,8 @@ STATUS_OF: dict[Refusal, int] = {
     Refusal.NOT_IN_ROOM: 403,
     Refusal.CHAT_DISABLED: 403,
     Refusal.NOT_WAITING: 409,
+    Refusal.NOT_HOST_MUTE: 403,
+    Refusal.SCREEN_SHARE_DISABLED: 403,
 }
 
 
@@ -312,21 +314,43 @@ async def send_message(request: web.Request) -> web.Response:
     return json_model(sent, status=201)
 
 
+@routes.post("/rooms/{room_id}/participants/{participant_id}/mute")
+@endpoint(
+    "Turn a participant's microphone off (host only); they may turn it on again",
+    responses={200: Participant, 401: None, 403: None, 404: None},
+    tags=TAGS,
+)
+async def mute_participant(request: web.Request) -> web.Response:
+    muted = await media_store.mute(
+        request.app[POOL_KEY],
+        request.app[REALTIME_KEY],
+        identity_of(request).user_id,
+        _room_id(request),
+        _participant_id(request),
+    )
+    return json_model(muted)
+
+
+@routes.get("/rooms/{room_id}/ice-servers")
+@endpoint(
+    "STUN and TURN servers for a joined participant, with time-limited TURN credentials",
+    responses={200: IceServers, 401: None, 403: None, 404: None},
+    tags=TAGS,
+)
+async def get_ice_servers(request: web.Request) -> web.Response:
+    me = await participants_store.joined_participant(
+        request.app[POOL_KEY], identity_of(request), _room_id(request)
+    )
+    return json_model(ice_servers(request.app[SETTINGS_KEY], me.id))
+
+
 @routes.get("/rooms/{room_id}/ws")
 @endpoint(
-    "The room's live events: participants, settings, lock, end, chat",
+    "The room's live events (participants, media, settings, lock, end, chat) and the"
+    " WebRTC signaling between participants, as JSON frames both ways",
     responses={101: None, 401: None, 403: None, 404: None},
     websocket=True,
     tags=TAGS,
 )
-async def room_events(request: web.Request) -> web.StreamResponse:
-    room_id = _room_id(request)
-
-    async def start() -> Stream:
-        # After subscribing: a removal committed meanwhile is not missed.
-        watcher = await participants_store.viewer(
-            request.app[POOL_KEY], identity_of(request), room_id
-        )
-        return Stream(allow=event_filter(watcher))
-
-    return await serve_websocket(request, request.app[REALTIME_KEY], room_id, start)
+async def room_socket(request: web.Request) -> web.StreamResponse:
+    return await serve_room_socket(request, _room_id(request))

@@ -74,6 +74,12 @@ CODES: dict[str, str] = {
     "You are not in this room": "not_in_room",
     "Chat is disabled in this room": "chat_disabled",
     "Participant is not waiting": "participant_not_waiting",
+    "Only the host can mute participants": "not_host",
+    "Screen sharing is disabled in this room": "screen_share_disabled",
+    # Meeting service: error frames on the room WebSocket
+    "Invalid message": "invalid_message",
+    "Too many messages": "too_many_messages",
+    "Signal data is larger than 65536 bytes": "signal_too_large",
 }
 
 # Messages with a variable part, tried in order after the exact ones.

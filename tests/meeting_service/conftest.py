@@ -27,8 +27,8 @@ ServiceFactory = Callable[..., Awaitable[TestClient]]
 def make_service(database_url: str, jwks_json: str, aiohttp_client: Any) -> ServiceFactory:
     """The meeting service alone, optionally with its own room-code generator."""
 
-    async def make(code_generator: CodeGenerator = new_room_code) -> TestClient:
-        settings = MeetingSettings(database_url=database_url, jwks=jwks_json)
+    async def make(code_generator: CodeGenerator = new_room_code, **overrides: Any) -> TestClient:
+        settings = MeetingSettings(database_url=database_url, jwks=jwks_json, **overrides)
         client: TestClient = await aiohttp_client(
             create_app(settings, code_generator=code_generator)
         )
