@@ -20,6 +20,7 @@ run: $(STAMP)
 
 ## test: every suite, against a real Postgres (embedded unless DATABASE_URL is set)
 test: $(STAMP)
+	command -v turnserver >/dev/null || (apt-get update -qq && apt-get install -y -qq coturn)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 $(E2E_STAMP): $(STAMP) pyproject.toml

@@ -201,35 +201,50 @@ def gateway_settings_for(database_url: str, signing_key: SigningKey, **overrides
     return GatewaySettings(**values)
 
 
+StackFactory = Callable[..., Any]
+
+
 @pytest.fixture
-async def gateway_stack(
+def make_stack(
     aiohttp_client: Any,
     aiohttp_server: Any,
     database_url: str,
     signing_key: SigningKey,
     jwks_json: str,
-) -> Stack:
-    """`.client` talks to the gateway; tokens from `make_token` are valid through it."""
+) -> StackFactory:
+    """make_stack(**meeting_settings) -> a Stack whose meeting service has those settings."""
     from chat_service.app import create_app as create_chat
     from chat_service.settings import ChatSettings
     from gateway.app import create_app as create_gateway
     from meeting_service.app import create_app as create_meeting
     from meeting_service.settings import MeetingSettings
 
-    chat = await aiohttp_server(
-        create_chat(ChatSettings(database_url=database_url, jwks=jwks_json, bcrypt_rounds=4))
-    )
-    meeting = await aiohttp_server(
-        create_meeting(MeetingSettings(database_url=database_url, jwks=jwks_json))
-    )
-    settings = gateway_settings_for(
-        database_url,
-        signing_key,
-        chat_url=str(chat.make_url("")),
-        meeting_url=str(meeting.make_url("")),
-    )
-    client = await aiohttp_client(create_gateway(settings))
-    return Stack(client, chat, meeting, settings)
+    async def make(**meeting_settings: Any) -> Stack:
+        chat = await aiohttp_server(
+            create_chat(ChatSettings(database_url=database_url, jwks=jwks_json, bcrypt_rounds=4))
+        )
+        meeting = await aiohttp_server(
+            create_meeting(
+                MeetingSettings(database_url=database_url, jwks=jwks_json, **meeting_settings)
+            )
+        )
+        settings = gateway_settings_for(
+            database_url,
+            signing_key,
+            chat_url=str(chat.make_url("")),
+            meeting_url=str(meeting.make_url("")),
+        )
+        client = await aiohttp_client(create_gateway(settings))
+        return Stack(client, chat, meeting, settings)
+
+    return make
+
+
+@pytest.fixture
+async def gateway_stack(make_stack: StackFactory) -> Stack:
+    """`.client` talks to the gateway; tokens from `make_token` are valid through it."""
+    stack: Stack = await make_stack()
+    return stack
 
 
 class ServiceTestServer(TestServer):
