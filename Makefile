@@ -45,6 +45,7 @@ bench: $(STAMP)
 	command -v pgbench >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql-client)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench_media
 
 ## up / down: the docker compose deployment (a signing key is made once, into .data/)
 up: $(STAMP)

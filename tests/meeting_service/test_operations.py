@@ -29,7 +29,16 @@ async def test_openapi_documents_every_meeting_route(service):
         ("get", "/rooms/{room_id}/messages"),
         ("post", "/rooms/{room_id}/messages"),
         ("get", "/rooms/{room_id}/ws"),
+        ("get", "/rooms/{room_id}/ice-servers"),
+        ("post", "/rooms/{room_id}/participants/{participant_id}/mute"),
     } <= operations
+    schemas = document["components"]["schemas"]
+    assert {"media", "handRaised", "connected"} <= set(schemas["Participant"]["properties"])
+    assert set(schemas["Media"]["properties"]) == {"audio", "video", "screen"}
+    ice = document["paths"]["/rooms/{room_id}/ice-servers"]["get"]
+    assert ice["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/IceServers"
+    }
     create = document["paths"]["/rooms"]["post"]
     body = document["components"]["schemas"]["CreateRoomBody"]
     assert set(body["properties"]) == {"name", "waitingRoom", "maxParticipants"}
