@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 from shared.embedded_pg import EmbeddedPostgres
+from shared.settings import CommonSettings
 
+KILL_MARGIN_S = 5.0
 DATA_DIR = Path(os.environ.get("DATA_DIR", ".data"))
 
 
@@ -20,6 +22,7 @@ def main() -> int:
     chat_port = int(os.environ.get("CHAT_PORT", "8081"))
     meeting_port = int(os.environ.get("MEETING_PORT", "8082"))
     host = os.environ.get("HOST", "127.0.0.1")
+    grace_s = CommonSettings().shutdown_grace_s
 
     embedded = None
     database_url = os.environ.get("DATABASE_URL")
@@ -73,12 +76,15 @@ def main() -> int:
                     stopping = True
             time.sleep(0.2)
     finally:
+        # Each process closes its sockets and finishes its requests within its grace
+        # period (SHUTDOWN_GRACE_S); one that overruns it by far is killed.
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s + KILL_MARGIN_S
         for child in children.values():
             try:
-                child.wait(timeout=15)
+                child.wait(timeout=max(deadline - time.monotonic(), 0))
             except subprocess.TimeoutExpired:
                 child.kill()
         if embedded is not None:

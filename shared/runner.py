@@ -11,6 +11,12 @@ from shared.logs import AccessLogger, configure_logging
 from shared.server import SERVER_OPTIONS, AppRunner
 from shared.settings import CommonSettings
 
+# aiohttp waits up to shutdown_timeout for a request in flight, then as long again
+# for it to end once told to (a handler not reading its body does not notice), then
+# cancels it: 2 x 0.3 of the grace period, after 0.2 for closing sockets
+# (shared.websockets.CLOSE_SHARE), leaves 0.2 for the cleanup contexts.
+IN_FLIGHT_SHARE = 0.3
+
 
 async def _start(runner: AppRunner, settings: CommonSettings) -> None:
     await runner.setup()
@@ -26,7 +32,9 @@ def serve(app: web.Application, settings: CommonSettings, service: str) -> None:
         app,
         handle_signals=True,
         access_log_class=AccessLogger,
-        shutdown_timeout=10,
+        # SIGTERM: stop accepting, close sockets with 1001 (on_shutdown), let
+        # in-flight requests finish, then clean up, all within the grace period.
+        shutdown_timeout=settings.shutdown_grace_s * IN_FLIGHT_SHARE,
         **SERVER_OPTIONS,
     )
     try:

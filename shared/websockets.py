@@ -25,7 +25,7 @@ OPEN_WEBSOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.Ap
     "open_websockets"
 )
 # The close handshake of every socket at shutdown: this share of the grace period.
-CLOSE_SHARE = 0.25
+CLOSE_SHARE = 0.2
 
 
 async def open_websocket(request: web.Request, **options: Any) -> web.WebSocketResponse:
