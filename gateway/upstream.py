@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from shared.forwarded import forwarded_chain
+from shared.forwarded import forwarded_chain, forwarded_scheme_and_host
 from shared.request_id import request_id_of
 
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
@@ -82,7 +82,6 @@ def upstream_headers(request: web.Request, *, websocket: bool = False) -> CIMult
     # The chain this gateway vouches for (client, trusted proxies, its peer); what
     # the client wrote left of it is dropped.
     headers["X-Forwarded-For"] = ", ".join(forwarded_chain(request))
-    headers["X-Forwarded-Proto"] = request.scheme
-    headers["X-Forwarded-Host"] = request.host
+    headers["X-Forwarded-Proto"], headers["X-Forwarded-Host"] = forwarded_scheme_and_host(request)
     headers["X-Request-ID"] = request_id_of(request)
     return headers

@@ -164,3 +164,22 @@ def test_resolve_chain_only_believes_trusted_peers():
     assert resolve_chain("10.0.0.5", ["1.2.3.4, 5.6.7.8"], trusted) == ("5.6.7.8", "10.0.0.5")
     assert resolve_chain("::ffff:10.0.0.5", ["5.6.7.8"], trusted) == ("5.6.7.8", "10.0.0.5")
     assert resolve_chain("10.0.0.5", ["5.6.7.8"], ()) is None
+
+
+async def test_scheme_and_host_pass_on_only_from_a_trusted_proxy(gateway_factory, echo, make_token):
+    headers = {
+        **bearer(make_token()),
+        "X-Forwarded-For": "203.0.113.7",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "rooms.example",
+    }
+    url = str(echo.server.make_url(""))
+    for trusted, proto, host in [
+        ("", "http", None),
+        (LOOPBACK, "https", "rooms.example"),
+    ]:
+        gateway = await gateway_factory(url, trusted_proxies=trusted)
+        r = await gateway.get("/api/anything", headers=headers)
+        seen = {k.lower(): v for k, v in (await r.json())["headers"].items()}
+        assert seen["x-forwarded-proto"] == proto
+        assert seen["x-forwarded-host"] == (host or f"127.0.0.1:{gateway.port}")
