@@ -39,7 +39,28 @@ async def purge(pool: asyncpg.Pool, settings: GatewaySettings) -> Purged:
     return Purged(attempts, tokens)
 
 
+class Rounds:
+    """Counts finished purge rounds, for whoever must know one ran (tests, probes)."""
+
+    def __init__(self) -> None:
+        self.finished = 0
+        self._changed = asyncio.Condition()
+
+    async def done(self) -> None:
+        async with self._changed:
+            self.finished += 1
+            self._changed.notify_all()
+
+    async def wait_for(self, count: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.finished >= count)
+
+
+ROUNDS_KEY = web.AppKey("purge_rounds", Rounds)
+
+
 async def _every(app: web.Application, settings: GatewaySettings) -> None:
+    rounds = app[ROUNDS_KEY]
     while True:
         try:
             purged = await purge(app[POOL_KEY], settings)
@@ -52,11 +73,13 @@ async def _every(app: web.Application, settings: GatewaySettings) -> None:
             log.warning("purge skipped: database unavailable", extra={"error": repr(exc)})
         except Exception:
             log.exception("purge failed")
+        await rounds.done()
         await asyncio.sleep(settings.purge_interval_s)
 
 
 async def purge_task_ctx(app: web.Application) -> AsyncIterator[None]:
     """Once at start, then every PURGE_INTERVAL_S, until the app stops."""
+    app[ROUNDS_KEY] = Rounds()
     task = asyncio.create_task(_every(app, app[SETTINGS_KEY]))
     try:
         yield

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from gateway.purge import attempts_kept_s, purge
+from gateway.purge import ROUNDS_KEY, attempts_kept_s, purge
 from tests.conftest import gateway_settings_for
 
 PASSWORD = "correct horse battery"
@@ -76,11 +76,9 @@ async def test_purge_works_in_batches(db, gateway, database_url, signing_key):
 
 async def test_the_gateway_purges_periodically(gateway_factory, echo, db):
     gateway = await gateway_factory(str(echo.server.make_url("")), purge_interval_s=0.05)
+    rounds = gateway.server.app[ROUNDS_KEY]
     await _age(db, "addr:stale", 10_000)
-    # Wait for the state that proves a purge ran after the insert.
-    for _ in range(200):
-        if not await db.fetchval("SELECT count(*) FROM gateway.login_attempts"):
-            break
-        await asyncio.sleep(0.05)
+    # Two more finished rounds: the second began after the insert.
+    await asyncio.wait_for(rounds.wait_for(rounds.finished + 2), timeout=30)
     assert await db.fetchval("SELECT count(*) FROM gateway.login_attempts") == 0
     assert (await gateway.get("/healthz")).status == 200
