@@ -7,6 +7,7 @@ import asyncio
 import socket
 from collections import defaultdict
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -166,3 +167,104 @@ async def test_a_leave_committed_right_after_the_membership_check_ends_the_strea
         closing = await ws.receive(timeout=TIMEOUT_S)
         assert closing.type == aiohttp.WSMsgType.CLOSE
         assert (closing.data, closing.extra) == (4403, "you are not in this room")
+
+
+BACKEND_KEY_DATA = b"K\x00\x00\x00\x0c"  # the server's pid, at the start of a session
+
+
+class FreezingProxy:
+    """A TCP relay to Postgres that can stop passing one session's bytes without
+    closing it: a half-open connection, as a lost NAT entry or a dead peer leaves."""
+
+    def __init__(self, dsn: str) -> None:
+        parts = urlsplit(dsn)
+        socket_dir = dict(parse_qsl(parts.query)).get("host")
+        self.unix_path = f"{socket_dir}/.s.PGSQL.{parts.port or 5432}" if socket_dir else None
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.dsn = parts
+        self.flowing: dict[int, asyncio.Event] = {}  # by backend pid
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        """The DSN that goes through the relay."""
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        user = self.dsn.netloc.rsplit("@", 1)[0]
+        return urlunsplit(("postgresql", f"{user}@127.0.0.1:{port}", self.dsn.path, "", ""))
+
+    def freeze(self, pid: int) -> None:
+        self.flowing[pid].clear()
+
+    async def close(self) -> None:
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for writer in self.writers:
+            writer.transport.abort()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.unix_path is not None:
+            up_reader, up_writer = await asyncio.open_unix_connection(self.unix_path)
+        else:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, up_writer]
+        flowing = asyncio.Event()
+        flowing.set()
+        for source, sink, server_side in ((reader, up_writer, False), (up_reader, writer, True)):
+            task = asyncio.create_task(self._pipe(source, sink, flowing, server_side))
+            self.tasks.add(task)
+
+    async def _pipe(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        flowing: asyncio.Event,
+        server_side: bool,
+    ) -> None:
+        seen = b""
+        while data := await source.read(65536):
+            if server_side and flowing not in self.flowing.values():
+                seen += data
+                at = seen.find(BACKEND_KEY_DATA)
+                if at >= 0 and len(seen) >= at + 9:
+                    pid = int.from_bytes(seen[at + 5 : at + 9], "big")
+                    self.flowing[pid] = flowing
+            await flowing.wait()
+            sink.write(data)
+            await sink.drain()
+        sink.close()
+
+
+async def test_a_listen_connection_that_stops_answering_is_replaced_and_streams_get_1012(
+    aiohttp_client, chat_settings, auth, db
+):
+    proxy = FreezingProxy(chat_settings.database_url)
+    relayed = await proxy.start()
+    try:
+        settings = chat_settings.model_copy(
+            update={
+                "database_url": relayed,
+                "realtime_liveness_interval_s": 0.2,
+                "realtime_liveness_timeout_s": 0.5,
+            }
+        )
+        service = await aiohttp_client(create_app(settings))
+        broadcaster = service.server.app[REALTIME_KEY]
+        room_id = await create_room(service, auth(), "General")
+        path = f"/api/rooms/{room_id}/ws"
+        async with service.ws_connect(path, headers=auth()) as ws:
+            pid = broadcaster.listen_pid
+            proxy.freeze(pid)  # no error, no close: the connection just goes silent
+            closing = await ws.receive(timeout=TIMEOUT_S)
+            assert closing.type == aiohttp.WSMsgType.CLOSE
+            assert (closing.data, closing.extra) == (1012, "resync")
+        async with service.ws_connect(f"{path}?after=0", headers=auth()) as ws:
+            assert broadcaster.listen_pid not in (None, pid)
+            status, sent = await send(service, auth(), room_id, "heard again")
+            assert status == 201
+            assert (await ws.receive_json(timeout=TIMEOUT_S))["message_id"] == sent["message_id"]
+        await service.close()
+    finally:
+        await proxy.close()
