@@ -114,6 +114,10 @@ async def _relay(request: web.Request, answer: aiohttp.ClientResponse) -> web.St
     response = web.StreamResponse(status=answer.status, reason=answer.reason)
     response.headers.extend(end_to_end(answer.headers))
     response.headers.popall("X-Request-ID", None)
+    if answer.status == 426:
+        # Upgrade is hop-by-hop, but this hop too needs the client to upgrade.
+        response.headers["Upgrade"] = answer.headers.get("Upgrade", "websocket")
+        response.headers["Connection"] = "Upgrade"
     await response.prepare(request)
     try:
         async for chunk in answer.content.iter_any():

@@ -26,6 +26,7 @@ CODES: dict[str, str] = {
     "service unavailable": "service_unavailable",
     "internal error": "internal_error",
     "request header fields too large": "header_fields_too_large",
+    "websocket upgrade required": "websocket_upgrade_required",
     "method not implemented": "method_not_implemented",
     "request timed out": "request_timed_out",
     # Gateway: identity

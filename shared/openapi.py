@@ -111,7 +111,13 @@ def build_openapi(app: web.Application, title: str) -> dict[str, Any]:
             responses["200"] = {"description": "OK"}
         operation["responses"] = dict(sorted(responses.items()))
         if spec.websocket:
-            operation["description"] = "A WebSocket endpoint: connect with an Upgrade request."
+            operation["description"] = (
+                "A WebSocket endpoint: connect with an Upgrade request. A plain request"
+                " is answered 426 with `Upgrade: websocket`."
+            )
+            if "426" not in responses:
+                responses["426"] = _error("not a WebSocket upgrade request", error_ref)
+                operation["responses"] = dict(sorted(responses.items()))
         paths.setdefault(route.resource.canonical, {})[route.method.lower()] = operation
     for name, schema in components.items():
         schema["title"] = name  # generated clients name their models by title

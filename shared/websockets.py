@@ -28,9 +28,18 @@ OPEN_WEBSOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.Ap
 CLOSE_SHARE = 0.2
 
 
+UPGRADE_REQUIRED = "websocket upgrade required"
+
+
 async def open_websocket(request: web.Request, **options: Any) -> web.WebSocketResponse:
-    """The handshake, with the socket registered for shutdown to close."""
+    """The handshake, with the socket registered for shutdown to close. A plain
+    request (no upgrade) that got this far, past its authorization, is told how to
+    ask: 426 with `Upgrade: websocket` (RFC 9110 §15.5.22)."""
     ws = web.WebSocketResponse(heartbeat=30, **options)
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise ApiError(
+            426, UPGRADE_REQUIRED, headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+        )
     await ws.prepare(request)
     sockets = request.app.get(OPEN_WEBSOCKETS_KEY)
     if sockets is not None:
