@@ -7,6 +7,7 @@ import asyncio
 
 import aiohttp
 
+from meeting_service import presence_store
 from tests.conftest import bearer
 from tests.meeting_service.conftest import create_room, join
 from tests.meeting_service.sockets import closed, next_event, next_of_type, room_socket, wait_for
@@ -190,3 +191,26 @@ async def test_a_removal_racing_the_socket_setup_is_never_missed(api, make_token
 
         outcome, _ = await asyncio.gather(connect(), remove())
         assert outcome in (403, 4403)
+
+
+async def test_a_removal_committed_right_after_the_authorization_is_not_missed(
+    api, make_token, monkeypatch
+):
+    """The removal commits after the socket was authorized and before the client
+    saw the handshake: the socket was subscribed first, so it still hears it."""
+    room, alice, bob, bob_p = await setup(api, make_token)
+    authorize = presence_store.open_socket
+
+    async def authorize_then_removed(*args, **kwargs):
+        opened = await authorize(*args, **kwargs)
+        response = await api.delete(
+            f"/rooms/{room['id']}/participants/{bob_p['id']}", headers=bearer(alice)
+        )
+        assert response.status == 204
+        return opened
+
+    monkeypatch.setattr(presence_store, "open_socket", authorize_then_removed)
+    async with room_socket(api, room["id"], bob) as (bob_ws, snapshot):
+        assert snapshot["self"]["status"] == "joined"
+        message = await closed(bob_ws)
+        assert (message.data, message.extra) == (4403, "removed")
