@@ -4,7 +4,6 @@ tokens past their expiry. Every replica runs the purge; deletes are idempotent."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from aiohttp import web
 from gateway import login_limits, tokens_store
 from gateway.identity import SETTINGS_KEY
 from gateway.settings import GatewaySettings
+from shared.background import background
 from shared.db import POOL_KEY
 from shared.errors import FAULTS
 
@@ -80,10 +80,5 @@ async def _every(app: web.Application, settings: GatewaySettings) -> None:
 async def purge_task_ctx(app: web.Application) -> AsyncIterator[None]:
     """Once at start, then every PURGE_INTERVAL_S, until the app stops."""
     app[ROUNDS_KEY] = Rounds()
-    task = asyncio.create_task(_every(app, app[SETTINGS_KEY]))
-    try:
+    async with background(_every(app, app[SETTINGS_KEY])):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -5,6 +5,7 @@ from pathlib import Path
 from aiohttp import web
 
 from meeting_service.events_store import expand_event
+from meeting_service.media_routes import media_routes
 from meeting_service.presence import presence_ctx
 from meeting_service.room_codes import CodeGenerator, new_room_code
 from meeting_service.routes import CODE_GENERATOR_KEY, refusal_middleware, routes
@@ -34,4 +35,5 @@ def create_app(
     app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=expand_event, settings=settings))
     app.cleanup_ctx.append(presence_ctx(settings))
     app.add_routes(routes)
+    app.add_routes(media_routes)
     return app

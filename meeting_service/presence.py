@@ -12,6 +12,7 @@ from aiohttp import web
 
 from meeting_service import presence_store, signals_store
 from meeting_service.settings import MeetingSettings
+from shared.background import background
 from shared.db import POOL_KEY
 from shared.ids import new_id
 from shared.realtime import REALTIME_KEY, RESYNC
@@ -47,13 +48,10 @@ def presence_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[REPLICA_KEY] = replica = new_id()
         await presence_store.register_replica(app[POOL_KEY], replica)
-        task = asyncio.create_task(_beat(app, settings))
         try:
-            yield
+            async with background(_beat(app, settings)):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             # Sockets were closed at shutdown; whatever is left goes with us.
             with contextlib.suppress(Exception):
                 await presence_store.purge_replicas(

@@ -5,11 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from meeting_service import media_store, messages_store, participants_store, rooms_store
-from meeting_service.ice import ice_servers
+from meeting_service import messages_store, participants_store, rooms_store
 from meeting_service.models import (
     CreateRoomBody,
-    IceServers,
     JoinResult,
     MessagePage,
     MessagesQuery,
@@ -24,10 +22,9 @@ from meeting_service.models import (
     UpdateSettingsBody,
 )
 from meeting_service.models import Message as MessageShape
+from meeting_service.paths import TAGS, code_of, participant_id_of, room_id_of
 from meeting_service.refusals import Refusal, Refused
-from meeting_service.room_codes import CodeGenerator, normalise_code
-from meeting_service.settings import SETTINGS_KEY
-from meeting_service.socket import serve_room_socket
+from meeting_service.room_codes import CodeGenerator
 from shared.app import identity_of
 from shared.bodies import json_model, read_json_object, validate, validate_query
 from shared.cursors import decode_time_cursor, encode_time_cursor
@@ -35,11 +32,9 @@ from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
 from shared.realtime import REALTIME_KEY
-from shared.text import storable
 
 CODE_GENERATOR_KEY: web.AppKey[CodeGenerator] = web.AppKey("room_code_generator")
 routes = web.RouteTableDef()
-TAGS = ("meeting",)
 
 STATUS_OF: dict[Refusal, int] = {
     Refusal.ROOM_NOT_FOUND: 404,
@@ -72,27 +67,6 @@ async def refusal_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except Refused as refused:
         raise ApiError(STATUS_OF[refused.refusal], refused.refusal.value) from None
-
-
-def _path_id(request: web.Request, name: str, missing: Refusal) -> str:
-    """A path segment that Postgres could not even store names nothing stored."""
-    value = request.match_info[name]
-    try:
-        return storable(value)
-    except ValueError:
-        raise Refused(missing) from None
-
-
-def _room_id(request: web.Request) -> str:
-    return _path_id(request, "room_id", Refusal.ROOM_NOT_FOUND)
-
-
-def _participant_id(request: web.Request) -> str:
-    return _path_id(request, "participant_id", Refusal.PARTICIPANT_NOT_FOUND)
-
-
-def _code(request: web.Request) -> str:
-    return normalise_code(_path_id(request, "code", Refusal.ROOM_NOT_FOUND))
 
 
 # --- rooms -----------------------------------------------------------------------
@@ -139,7 +113,7 @@ async def my_rooms(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def room_by_code(request: web.Request) -> web.Response:
-    code = _code(request)
+    code = code_of(request)
     return json_model(await rooms_store.room_by_code(request.app[POOL_KEY], code))
 
 
@@ -150,7 +124,7 @@ async def room_by_code(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def join_room(request: web.Request) -> web.Response:
-    code = _code(request)
+    code = code_of(request)
     joined, room = await participants_store.join_room(
         request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), code
     )
@@ -164,7 +138,7 @@ async def join_room(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def get_room(request: web.Request) -> web.Response:
-    return json_model(await rooms_store.get_room(request.app[POOL_KEY], _room_id(request)))
+    return json_model(await rooms_store.get_room(request.app[POOL_KEY], room_id_of(request)))
 
 
 @routes.patch("/rooms/{room_id}/settings")
@@ -180,7 +154,7 @@ async def update_settings(request: web.Request) -> web.Response:
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
         identity_of(request),
-        _room_id(request),
+        room_id_of(request),
         body.changes(),
     )
     return json_model(room)
@@ -194,7 +168,7 @@ async def update_settings(request: web.Request) -> web.Response:
 )
 async def end_room(request: web.Request) -> web.Response:
     room = await rooms_store.end_room(
-        request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), _room_id(request)
+        request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), room_id_of(request)
     )
     return json_model(room)
 
@@ -210,7 +184,7 @@ async def end_room(request: web.Request) -> web.Response:
 )
 async def leave_room(request: web.Request) -> web.Response:
     left = await participants_store.leave_room(
-        request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), _room_id(request)
+        request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), room_id_of(request)
     )
     return json_model(left)
 
@@ -223,7 +197,7 @@ async def leave_room(request: web.Request) -> web.Response:
 )
 async def list_participants(request: web.Request) -> web.Response:
     found = await participants_store.list_participants(
-        request.app[POOL_KEY], identity_of(request), _room_id(request)
+        request.app[POOL_KEY], identity_of(request), room_id_of(request)
     )
     return json_model(ParticipantList(participants=found))
 
@@ -233,8 +207,8 @@ async def _decide(request: web.Request, *, admit: bool) -> web.Response:
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
         identity_of(request),
-        _room_id(request),
-        _participant_id(request),
+        room_id_of(request),
+        participant_id_of(request),
         admit=admit,
     )
     return json_model(decided)
@@ -271,8 +245,8 @@ async def remove_participant(request: web.Request) -> web.Response:
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
         identity_of(request),
-        _room_id(request),
-        _participant_id(request),
+        room_id_of(request),
+        participant_id_of(request),
     )
     return web.Response(status=204)
 
@@ -290,7 +264,7 @@ async def remove_participant(request: web.Request) -> web.Response:
 async def list_messages(request: web.Request) -> web.Response:
     query = validate_query(MessagesQuery, request)
     messages, next_before = await messages_store.list_messages(
-        request.app[POOL_KEY], identity_of(request), _room_id(request), query.limit, query.before
+        request.app[POOL_KEY], identity_of(request), room_id_of(request), query.limit, query.before
     )
     return json_model(MessagePage(messages=messages, next_before=next_before))
 
@@ -308,49 +282,7 @@ async def send_message(request: web.Request) -> web.Response:
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
         identity_of(request),
-        _room_id(request),
+        room_id_of(request),
         body.content,
     )
     return json_model(sent, status=201)
-
-
-@routes.post("/rooms/{room_id}/participants/{participant_id}/mute")
-@endpoint(
-    "Turn a participant's microphone off (host only); they may turn it on again",
-    responses={200: Participant, 401: None, 403: None, 404: None},
-    tags=TAGS,
-)
-async def mute_participant(request: web.Request) -> web.Response:
-    muted = await media_store.mute(
-        request.app[POOL_KEY],
-        request.app[REALTIME_KEY],
-        identity_of(request).user_id,
-        _room_id(request),
-        _participant_id(request),
-    )
-    return json_model(muted)
-
-
-@routes.get("/rooms/{room_id}/ice-servers")
-@endpoint(
-    "STUN and TURN servers for a joined participant, with time-limited TURN credentials",
-    responses={200: IceServers, 401: None, 403: None, 404: None},
-    tags=TAGS,
-)
-async def get_ice_servers(request: web.Request) -> web.Response:
-    me = await participants_store.joined_participant(
-        request.app[POOL_KEY], identity_of(request), _room_id(request)
-    )
-    return json_model(ice_servers(request.app[SETTINGS_KEY], me.id))
-
-
-@routes.get("/rooms/{room_id}/ws")
-@endpoint(
-    "The room's live events (participants, media, settings, lock, end, chat) and the"
-    " WebRTC signaling between participants, as JSON frames both ways",
-    responses={101: None, 401: None, 403: None, 404: None},
-    websocket=True,
-    tags=TAGS,
-)
-async def room_socket(request: web.Request) -> web.StreamResponse:
-    return await serve_room_socket(request, _room_id(request))

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from meeting_service import media_store, presence_store, signals_store
 from meeting_service.events import RoomView
-from meeting_service.models import (
+from meeting_service.frames import (
     SIGNAL_DATA_MAX,
     ClientFrame,
     ErrorFrame,
