@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m tests.bench
 	$(BIN)/python -m tests.bench_media
+	$(BIN)/python -m tests.bench_realtime
 
 ## up / down: the docker compose deployment (a signing key is made once, into .data/)
 up: $(STAMP)
