@@ -8,7 +8,8 @@ costs each process (RSS growth / sockets). Then the time for a process holding
 Starts its own embedded Postgres, a gateway in front of one chat replica and two
 more replicas (processes, as deployed); the clients run in this process, on the
 same machine. Raises the file-descriptor limit first. Prints the table and writes
-bench-results/realtime.md. BENCH_RT_SOCKETS (1000), BENCH_RT_MESSAGES (50), BENCH_RT_INTERVAL_S (0.2) size it.
+bench-results/realtime.md. BENCH_RT_SOCKETS (1000), BENCH_RT_MESSAGES (50) and
+BENCH_RT_INTERVAL_S (0.2) size it.
 """
 
 from __future__ import annotations
