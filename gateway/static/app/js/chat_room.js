@@ -104,7 +104,9 @@ export function openRoom(session, room, { onGone, onChanged }) {
   }
 
   const socket = new LiveSocket(session, {
-    url: () => session.socketUrl(`/api/rooms/${room.room_id}/ws`, { after: newest }),
+    // Once the history is shown, every (re)connect resumes after the newest message
+    // seen (0 in an empty room): the server replays what was missed, then goes live.
+    url: () => session.socketUrl(`/api/rooms/${room.room_id}/ws`, { after: loadedOnce ? (newest ?? 0) : null }),
     onMessage: (message) => {
       if (typeof message.message_id !== "number") return;
       const follow = atBottom();
@@ -184,20 +186,13 @@ export function openRoom(session, room, { onGone, onChanged }) {
   }
 
   // Subscribe first, then read: a message sent in between arrives on the socket
-  // and the history, and shows once. A reconnect resumes with `after`; the page
-  // read again on every (re)open covers a server that could not resume.
+  // and in the history, and shows once.
   async function onOpen() {
+    if (loadedOnce) return;
     try {
-      if (!loadedOnce) {
-        await loadHistory();
-        loadedOnce = true;
-        loadMembers();
-      } else {
-        const page = await session.call("GET", `/api/get_room_messages?room_id=${room.room_id}&limit=${PAGE}`);
-        const follow = atBottom();
-        for (const message of page.messages) render(message);
-        if (follow) list.scrollTop = list.scrollHeight;
-      }
+      await loadHistory();
+      loadedOnce = true;
+      loadMembers();
     } catch (err) {
       if (err.status === 403 || err.status === 404) gone(err.status === 404 ? 4404 : 4403);
       else notice.show(describe(err));
