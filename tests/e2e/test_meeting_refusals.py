@@ -73,3 +73,19 @@ async def test_locked_full_guests_removed_ended(site: Site) -> None:
     await expect(ada.get_by_role("heading", name="The meeting has ended")).to_be_visible()
     await join_by_code(bob, code)
     await expect(bob.get_by_role("alert")).to_have_text("This meeting has ended.")
+
+
+async def test_a_guest_the_host_denies_is_told(site: Site) -> None:
+    ada, gus = await site.page(), await site.page()
+    await register(ada, "ada", "Ada")
+    code = await start_meeting(ada, "Board", waiting_room=True)
+    await join_meeting(ada)
+    await continue_as_guest(gus, "Gus", f"/app/#/meet/{code}")
+    await join_meeting(gus, "Ask to join")
+    await expect(
+        gus.get_by_role("heading", name="Waiting for the host to let you in")
+    ).to_be_visible()
+    await expect(ada.get_by_text("Gus is waiting to join")).to_be_visible()
+    await ada.get_by_role("button", name="Deny Gus").click()
+    await expect(gus.get_by_role("heading", name="The host did not let you in")).to_be_visible()
+    await expect(ada.get_by_role("list", name="Waiting to join")).to_be_hidden()

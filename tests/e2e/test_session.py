@@ -52,6 +52,8 @@ async def test_phone_width_has_no_sideways_scrolling(site: Site) -> None:
     await composer.press("Enter")
     await expect(page.get_by_text("small screen, same chat")).to_be_in_viewport()
     await expect(page.get_by_role("button", name="Send")).to_be_in_viewport()
+    members = page.get_by_role("complementary", name="Members")
+    await expect(members.get_by_text("pia")).to_be_visible()
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     await page.get_by_role("link", name="Meetings").click()
     await expect(page.get_by_role("button", name="Start meeting")).to_be_visible()
