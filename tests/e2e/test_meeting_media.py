@@ -78,6 +78,14 @@ async def test_two_browsers_see_each_other_then_host_mutes_and_ends(
     await expect(bob.get_by_role("button", name="Mute", exact=True)).to_be_visible()
     await expect(people.get_by_text("muted", exact=True)).to_be_hidden()
 
+    # Bob turns his camera off: the host sees his initial instead; then on again.
+    await bob.get_by_role("button", name="Stop video").click()
+    await expect(tile(ada, "Bob").locator(".avatar")).to_be_visible()
+    await expect(tile(ada, "Bob").locator("video")).to_be_hidden()
+    await bob.get_by_role("button", name="Start video").click()
+    await expect(tile(ada, "Bob").locator(".avatar")).to_be_hidden()
+    await expect(tile(ada, "Bob").locator("video")).to_be_visible()
+
     # Bob presents his screen (the fake UI picks the screen); the host sees it, then
     # turns screen sharing off for participants, which stops Bob's and hides his button.
     await bob.get_by_role("button", name="Share screen").click()
