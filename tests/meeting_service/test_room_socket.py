@@ -142,8 +142,16 @@ async def refused(ws, frame, error, ref=None):
     assert await next_of_type(ws, "error") == expected
 
 
-async def test_refused_frames_leave_the_socket_open(api, make_token):
-    room, alice, _bob, bob_p = await two_in_a_room(api, make_token, waitingRoom=True)
+STILL_OPEN = {"type": "hand", "raised": True}
+
+
+async def still_open(ws):
+    await ws.send_json(STILL_OPEN)
+    assert (await next_of_type(ws, "participant.hand"))["participant"]["handRaised"] is True
+
+
+async def test_invalid_frames_are_refused_and_leave_the_socket_open(api, make_token):
+    room, alice, _bob, bob_p = await two_in_a_room(api, make_token)
     async with room_socket(api, room["id"], alice) as (ws, _):
         await refused(ws, "not json", "Invalid message")
         await refused(ws, "[1, 2]", "Invalid message")
@@ -160,6 +168,7 @@ async def test_refused_frames_leave_the_socket_open(api, make_token):
             "Invalid message",
         )
         await refused(ws, {"type": "media", "audio": "yes", "ref": "m"}, "Invalid message", "m")
+        await refused(ws, {"type": "media"}, "Invalid message")
         await refused(ws, {"type": "hand"}, "Invalid message")
         await ws.send_bytes(b"\x00\x01")
         assert await next_of_type(ws, "error") == {
@@ -167,6 +176,13 @@ async def test_refused_frames_leave_the_socket_open(api, make_token):
             "error": "Invalid message",
             "code": "invalid_message",
         }
+        await still_open(ws)
+
+
+async def test_a_signal_to_anyone_but_a_joined_participant_is_refused(api, make_token):
+    room, alice, _bob, bob_p = await two_in_a_room(api, make_token, waitingRoom=True)
+    other_room = await create_room(api, make_token("dave"))
+    async with room_socket(api, room["id"], alice) as (ws, _):
         # Bob is only waiting: not a participant one can signal.
         await refused(
             ws,
@@ -179,15 +195,35 @@ async def test_refused_frames_leave_the_socket_open(api, make_token):
             {"type": "signal", "to": "cnosuchparticipant000000", "kind": "offer", "data": OFFER},
             "Participant not found",
         )
-        too_big = {"sdp": "x" * (64 * 1024)}
+        response = await api.get(
+            f"/rooms/{other_room['id']}/participants", headers=bearer(make_token("dave"))
+        )
+        dave_id = (await response.json())["participants"][0]["id"]
+        # Joined, but in another room.
         await refused(
             ws,
-            {"type": "signal", "to": bob_p["id"], "kind": "offer", "data": too_big},
+            {"type": "signal", "to": dave_id, "kind": "offer", "data": OFFER},
+            "Participant not found",
+        )
+        await still_open(ws)
+
+
+async def test_signal_data_up_to_64_kib_and_no_more(api, make_token):
+    room, alice, bob, bob_p = await two_in_a_room(api, make_token)
+    envelope = len('{"sdp":""}')
+    exactly = {"sdp": "x" * (64 * 1024 - envelope)}
+    async with (
+        room_socket(api, room["id"], alice) as (ws, _),
+        room_socket(api, room["id"], bob) as (bob_ws, _),
+    ):
+        await refused(
+            ws,
+            {"type": "signal", "to": bob_p["id"], "kind": "offer", "data": {**exactly, "x": 1}},
             "Signal data is larger than 65536 bytes",
         )
-        # Still open, still working.
-        await ws.send_json({"type": "hand", "raised": True})
-        assert (await next_of_type(ws, "participant.hand"))["participant"]["handRaised"] is True
+        await ws.send_json({"type": "signal", "to": bob_p["id"], "kind": "offer", "data": exactly})
+        assert (await next_of_type(bob_ws, "signal"))["data"] == exactly
+        await still_open(ws)
 
 
 async def test_a_waiting_participant_can_neither_send_nor_receive_signals(api, make_token):
