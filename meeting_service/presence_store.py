@@ -17,7 +17,9 @@ from meeting_service.refusals import Refusal, Refused
 from meeting_service.store import (
     PARTICIPANT_COLUMNS,
     PRESENT,
+    Connection,
     Pool,
+    Record,
     membership,
     participant,
     participant_event,
@@ -27,7 +29,15 @@ from meeting_service.store import (
 from shared.auth import Identity
 from shared.realtime import Publisher
 
-LOCK_PARTICIPANT = f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1 FOR UPDATE"
+PARTICIPANT_BY_ID = f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1"
+
+
+async def _locked(conn: Connection, participant_id: str) -> Record | None:
+    """The participant's row, locked until commit, as of after the lock was granted.
+    Two statements: a `FOR UPDATE` that waited re-reads the locked row but not its
+    subqueries, whose snapshot (`connected`) predates the wait."""
+    await conn.execute("SELECT 1 FROM participants WHERE id = $1 FOR UPDATE", participant_id)
+    return await conn.fetchrow(PARTICIPANT_BY_ID, participant_id)
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,7 @@ async def open_socket(
         found = await membership(conn, room_id, who.user_id)
         if found is None:
             raise Refused(Refusal.NOT_IN_ROOM)
-        row = await conn.fetchrow(LOCK_PARTICIPANT, found["id"])
+        row = await _locked(conn, found["id"])
         assert row is not None
         if room["host_id"] != who.user_id and row["status"] not in PRESENT:
             raise Refused(Refusal.NOT_IN_ROOM)
@@ -60,7 +70,7 @@ async def open_socket(
             replica_id,
         )
         if not row["connected"]:
-            row = await conn.fetchrow(LOCK_PARTICIPANT, row["id"])
+            row = await conn.fetchrow(PARTICIPANT_BY_ID, row["id"])
             assert row is not None
             await events.publish(conn, topic=room_id, event=participant_event("connected", row))
         visible = list(PRESENT) if room["host_id"] == who.user_id else ["joined"]
@@ -83,14 +93,20 @@ async def close_socket(pool: Pool, events: Publisher, socket_id: str) -> None:
         )
         if owner is None:
             return  # already purged
-        row = await conn.fetchrow(LOCK_PARTICIPANT, owner)
-        if row is not None:
-            await conn.execute("DELETE FROM connections WHERE id = $1", socket_id)
-            after = await conn.fetchrow(LOCK_PARTICIPANT, owner)
-            assert after is not None
-            if not after["connected"]:
-                event = participant_event("disconnected", after)
-                await events.publish(conn, topic=after["room_id"], event=event)
+        await _locked(conn, owner)
+        deleted = await conn.fetchval(
+            "DELETE FROM connections WHERE id = $1 RETURNING true", socket_id
+        )
+        if deleted:  # else a purge took it meanwhile, and told the room
+            await _tell_if_gone(conn, events, owner)
+
+
+async def _tell_if_gone(conn: Connection, events: Publisher, participant_id: str) -> None:
+    """After a locked participant lost a socket: disconnected, if it was the last."""
+    after = await conn.fetchrow(PARTICIPANT_BY_ID, participant_id)
+    if after is not None and not after["connected"]:
+        event = participant_event("disconnected", after)
+        await events.publish(conn, topic=after["room_id"], event=event)
 
 
 async def register_replica(pool: Pool, replica_id: str) -> None:
@@ -130,21 +146,20 @@ async def purge_replicas(
         if not ids:
             return 0
         rows = await conn.fetch(
-            f"SELECT {PARTICIPANT_COLUMNS} FROM participants"
+            "SELECT id FROM participants"
             " WHERE id IN (SELECT participant_id FROM connections WHERE replica_id = ANY($1))"
             " ORDER BY id FOR UPDATE",
             ids,
         )
         for row in rows:
-            await conn.execute(
-                "DELETE FROM connections WHERE participant_id = $1 AND replica_id = ANY($2)",
+            deleted = await conn.fetchval(
+                "WITH gone AS (DELETE FROM connections"
+                " WHERE participant_id = $1 AND replica_id = ANY($2) RETURNING 1)"
+                " SELECT count(*) FROM gone",
                 row["id"],
                 ids,
             )
-            after = await conn.fetchrow(LOCK_PARTICIPANT, row["id"])
-            assert after is not None
-            if not after["connected"]:
-                event = participant_event("disconnected", after)
-                await events.publish(conn, topic=after["room_id"], event=event)
+            if deleted:
+                await _tell_if_gone(conn, events, row["id"])
         await conn.execute("DELETE FROM replicas WHERE id = ANY($1)", ids)
         return len(ids)

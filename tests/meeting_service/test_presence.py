@@ -3,6 +3,8 @@ told on the first open and the last close, and a killed replica's sockets purged
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 
 import aiohttp
@@ -10,7 +12,14 @@ import aiohttp
 from tests.conftest import bearer
 from tests.meeting_service.conftest import create_room, join
 from tests.meeting_service.replicas import meeting_process
-from tests.meeting_service.sockets import next_event, next_of_type, room_socket, wait_for
+from tests.meeting_service.sockets import (
+    closed,
+    next_event,
+    next_of_type,
+    room_socket,
+    until_type,
+    wait_for,
+)
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 # Bob's join committed before the sockets subscribed, but its notification may
@@ -138,3 +147,47 @@ async def test_a_killed_replicas_participants_become_disconnected(
         )
         assert left == 0
         assert not bob_ws.closed or bob_ws.close_code is not None
+
+
+async def test_many_sockets_at_once_are_told_once(make_service, make_token):
+    """Opening and closing race on two replicas: one connected, one disconnected."""
+    replicas = [await make_service(), await make_service()]
+    alice, bob = make_token("alice"), make_token("bob")
+    room = await create_room(replicas[0], alice)
+    bob_p = (await join(replicas[0], bob, room["code"]))["participant"]
+    async with room_socket(replicas[0], room["id"], alice) as (alice_ws, _):
+        async with contextlib.AsyncExitStack() as stack:
+            await asyncio.gather(
+                *(
+                    stack.enter_async_context(room_socket(replicas[i % 2], room["id"], bob))
+                    for i in range(10)
+                )
+            )
+            # A marker after every open: the events before it are all there is.
+            await alice_ws.send_json({"type": "hand", "raised": True})
+            heard = await until_type(alice_ws, "participant.hand")
+            about_bob = [
+                f["type"] for f in heard if f.get("participant", {}).get("id") == bob_p["id"]
+            ]
+            assert about_bob.count("participant.connected") == 1
+        # The last close to commit tells it; every other had committed before it.
+        gone = await until_type(alice_ws, "participant.disconnected")
+        assert gone[-1]["participant"]["id"] == bob_p["id"]
+        await alice_ws.send_json({"type": "hand", "raised": False})
+        heard = await until_type(alice_ws, "participant.hand")
+        assert [f for f in heard if f.get("participant", {}).get("id") == bob_p["id"]] == []
+
+
+async def test_a_replica_taken_for_dead_asks_its_clients_to_reconnect(make_service, make_token, db):
+    """Its row was purged (say it was cut from the database too long): its sockets no
+    longer count, so it closes them with 1012 and its clients connect again."""
+    service = await make_service(presence_heartbeat_s=0.1, presence_stale_s=30)
+    alice = make_token("alice")
+    room = await create_room(service, alice)
+    async with room_socket(service, room["id"], alice) as (ws, _):
+        await db.execute("DELETE FROM meeting.replicas")
+        message = await closed(ws)
+        assert (message.data, message.extra) == (1012, "resync")
+    async with room_socket(service, room["id"], alice) as (_, snapshot):
+        assert snapshot["self"]["connected"] is True
+        assert await db.fetchval("SELECT count(*) FROM meeting.replicas") == 1
