@@ -139,3 +139,43 @@ async def test_history_shows_the_newest_page_then_older_on_request(site: Site) -
     await expect(texts).to_have_count(60)
     await expect(texts.first).to_have_text("note 1")
     await expect(page.get_by_role("button", name="Load older messages")).to_be_hidden()
+
+
+async def test_private_room_password_leave_and_delete(site: Site) -> None:
+    ada, bob = await site.page(), await site.page()
+    await register(ada, "ada", "Ada")
+    await register(bob, "bob", "Bob")
+    create = ada.get_by_role("form", name="Create a room")
+    await create.get_by_label("New room name").fill("Secret Club")
+    await create.get_by_label("Private (password to join)").check()
+    await create.get_by_label("Password", exact=True).fill("open sesame")
+    await create.get_by_role("button", name="Create room").click()
+    await expect(ada.get_by_role("heading", name="Secret Club")).to_be_visible()
+    await expect(
+        ada.get_by_role("complementary", name="Members").get_by_text("ada")
+    ).to_be_visible()
+
+    join = bob.get_by_role("form", name="Join a room by name")
+    await join.get_by_label("Room name").fill("Secret Club")
+    await join.get_by_role("button", name="Join").click()
+    await expect(join.get_by_role("alert")).to_have_text("password required")
+    await join.get_by_label("Password (private rooms)").fill("guess")
+    await join.get_by_role("button", name="Join").click()
+    await expect(join.get_by_role("alert")).to_have_text("wrong password")
+    await join.get_by_label("Password (private rooms)").fill("open sesame")
+    await join.get_by_role("button", name="Join").click()
+    await expect(bob.get_by_role("heading", name="Secret Club")).to_be_visible()
+    # Only the creator may delete.
+    await expect(bob.get_by_role("button", name="Delete room")).to_have_count(0)
+
+    await bob.get_by_role("button", name="Leave").click()
+    await expect(bob.get_by_text('left room "Secret Club"')).to_be_visible()
+    await expect(
+        bob.get_by_role("list", name="Your rooms").get_by_text("Secret Club")
+    ).to_be_hidden()
+
+    await ada.get_by_role("button", name="Delete room").click()
+    await expect(ada.get_by_text('room "Secret Club" deleted')).to_be_visible()
+    await expect(
+        ada.get_by_role("list", name="Your rooms").get_by_text("Secret Club")
+    ).to_be_hidden()
