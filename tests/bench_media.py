@@ -16,7 +16,6 @@ import contextlib
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from shared.embedded_pg import EmbeddedPostgres
+from tests.bench_tools import spawn, until_ready
 from tests.webrtc import ice_configuration, mesh_connected, peer
 
 SIGNALS = int(os.environ.get("BENCH_SIGNALS", "300"))
@@ -36,21 +36,6 @@ LARGE = {
     "type": "offer",
     "sdp": "a=candidate:1 1 udp 2122260223 192.0.2.2 50000 typ host\r\n" * 300,
 }
-
-
-def spawn(tmp: Path, name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = (tmp / f"{name}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
-
-
-async def until_ready(session: aiohttp.ClientSession, url: str) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            with contextlib.suppress(aiohttp.ClientConnectionError):
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)  # polling for readiness
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -15,13 +15,11 @@ BENCH_RT_INTERVAL_S (0.2) size it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import resource
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from pathlib import Path
 import aiohttp
 
 from shared.embedded_pg import EmbeddedPostgres
+from tests.bench_tools import spawn, until_ready
 
 SOCKETS = int(os.environ.get("BENCH_RT_SOCKETS", "1000"))
 MESSAGES = int(os.environ.get("BENCH_RT_MESSAGES", "50"))
@@ -133,21 +132,6 @@ async def shutdown(
     seconds = time.perf_counter() - started
     await asyncio.wait(tasks, timeout=30)
     return seconds, sum(1 for lst in listeners if lst.close_code == 1001)
-
-
-def spawn(tmp: Path, name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = (tmp / f"{name}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
-
-
-async def until_ready(session: aiohttp.ClientSession, url: str) -> None:
-    async with asyncio.timeout(90):
-        while True:
-            with contextlib.suppress(aiohttp.ClientConnectionError):
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)  # polling for readiness
 
 
 def row(name: str, latencies: list[float], missed: int, memory: dict[str, float]) -> str:

@@ -3,15 +3,20 @@ wrk and pgbench runs parsed into numbers, and nginx as the reference proxy."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import aiohttp
 
 TICK = os.sysconf("SC_CLK_TCK")
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
@@ -186,3 +191,18 @@ def median(values: list[float]) -> float:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def spawn(tmp: Path, name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = (tmp / f"{name}.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
+
+
+async def until_ready(session: aiohttp.ClientSession, url: str) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            with contextlib.suppress(aiohttp.ClientConnectionError):
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)  # polling for readiness

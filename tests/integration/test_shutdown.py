@@ -94,9 +94,11 @@ async def test_the_chat_service_closes_its_sockets_with_1001_and_exits(
             await process.wait()
 
 
-async def test_the_gateway_closes_client_sockets_with_1001_and_finishes_requests(
-    database_url, signing_key, make_token, session, aiohttp_server
-):
+@pytest.fixture
+async def gateway_process(
+    database_url: str, signing_key: Any, aiohttp_server: Any
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, Echo]]:
+    """A gateway process in front of an echo service that can stall a request."""
     echo = Echo()
     upstream: Any = await aiohttp_server(echo.app())
     upstream_url = str(upstream.make_url("")).rstrip("/")
@@ -108,56 +110,44 @@ async def test_the_gateway_closes_client_sockets_with_1001_and_finishes_requests
         MEETING_URL=upstream_url,
         BCRYPT_ROUNDS="4",
     )
-    try:
-        token = make_token("alice")
-        async with session.ws_connect(f"{url}/api/ws?access_token={token}") as ws:
-            in_flight = asyncio.ensure_future(
-                session.get(f"{url}/api/stall", headers=bearer(token))
-            )
-            await asyncio.wait_for(echo.stalling.wait(), TIMEOUT_S)
-            process.send_signal(signal.SIGTERM)
-            closing = await ws.receive(timeout=GRACE_S)
-            assert closing.type == aiohttp.WSMsgType.CLOSE
-            assert (closing.data, closing.extra) == (1001, "going away")
-            # The service's end of the relayed socket hears the same.
-            assert await asyncio.wait_for(echo.closes.get(), GRACE_S) == 1001
-            # The request that was under way when the signal came is answered.
-            echo.release.set()
-            response = await asyncio.wait_for(in_flight, GRACE_S)
-            assert response.status == 200
-        assert await exits_within_grace(process) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    yield process, url, echo
+    echo.release.set()
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
+async def test_the_gateway_closes_client_sockets_with_1001_and_finishes_requests(
+    gateway_process, make_token, session
+):
+    process, url, echo = gateway_process
+    token = make_token("alice")
+    async with session.ws_connect(f"{url}/api/ws?access_token={token}") as ws:
+        in_flight = asyncio.ensure_future(session.get(f"{url}/api/stall", headers=bearer(token)))
+        await asyncio.wait_for(echo.stalling.wait(), TIMEOUT_S)
+        process.send_signal(signal.SIGTERM)
+        closing = await ws.receive(timeout=GRACE_S)
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        assert (closing.data, closing.extra) == (1001, "going away")
+        # The service's end of the relayed socket hears the same.
+        assert await asyncio.wait_for(echo.closes.get(), GRACE_S) == 1001
+        # The request that was under way when the signal came is answered.
+        echo.release.set()
+        response = await asyncio.wait_for(in_flight, GRACE_S)
+        assert response.status == 200
+    assert await exits_within_grace(process) == 0
 
 
 async def test_a_request_that_outlasts_the_grace_period_does_not_hold_the_process(
-    database_url, signing_key, make_token, session, aiohttp_server
+    gateway_process, make_token, session
 ):
-    echo = Echo()
-    upstream: Any = await aiohttp_server(echo.app())
-    upstream_url = str(upstream.make_url("")).rstrip("/")
-    process, url = await start(
-        "gateway",
-        DATABASE_URL=database_url,
-        JWT_PRIVATE_KEY=signing_key.to_pem().decode(),
-        CHAT_URL=upstream_url,
-        MEETING_URL=upstream_url,
-        BCRYPT_ROUNDS="4",
+    process, url, echo = gateway_process
+    stuck = asyncio.ensure_future(
+        session.get(f"{url}/api/stall", headers=bearer(make_token("alice")))
     )
-    try:
-        stuck = asyncio.ensure_future(
-            session.get(f"{url}/api/stall", headers=bearer(make_token("alice")))
-        )
-        await asyncio.wait_for(echo.stalling.wait(), TIMEOUT_S)
-        process.send_signal(signal.SIGTERM)
-        assert await exits_within_grace(process) == 0
-        # Its client is told by the connection closing, not left waiting.
-        with pytest.raises(aiohttp.ClientError):
-            await asyncio.wait_for(stuck, TIMEOUT_S)
-    finally:
-        echo.release.set()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    await asyncio.wait_for(echo.stalling.wait(), TIMEOUT_S)
+    process.send_signal(signal.SIGTERM)
+    assert await exits_within_grace(process) == 0
+    # Its client is told by the connection closing, not left waiting.
+    with pytest.raises(aiohttp.ClientError):
+        await asyncio.wait_for(stuck, TIMEOUT_S)
