@@ -88,8 +88,10 @@ export class Call {
     this.applyOwnMedia(this.self.media, true);
     this.sendMediaState();
     await this.loadIceServers();
-    // We are the later one: we call everyone already connected.
+    // We are the later one: we call everyone already connected (but not whoever
+    // called us first while the ICE servers were being fetched).
     for (const other of this.participants.values()) {
+      if (this.peers.has(other.id)) continue;
       if (other.id !== this.self.id && other.status === "joined" && other.connected !== false) {
         this.connect(other.id, newPcId()).startOffering();
       }
