@@ -261,8 +261,8 @@ async def room_members(
     return members, ((members[-1].joined_at, members[-1].username) if more else None)
 
 
-async def require_member(pool: asyncpg.Pool, room_id: int, username: str) -> None:
-    room = await _membership(pool, room_id, username)
+async def require_member(conn: Conn | asyncpg.Pool, room_id: int, username: str) -> None:
+    room = await _membership(conn, room_id, username)
     if not room["is_member"]:
         raise NotAMember
 
@@ -313,13 +313,15 @@ async def messages_page(
     pool: asyncpg.Pool, room_id: int, username: str, *, limit: int, before: int | None
 ) -> tuple[list[ChatMessage], int | None]:
     """A member's page of a room's history, newest first, and the id to page on from."""
-    await require_member(pool, room_id, username)
-    rows = await pool.fetch(
-        MESSAGES_PAGE,
-        room_id,
-        before if before is not None else NO_UPPER_BOUND,
-        limit + 1,
-    )
+    # One checkout for both statements: the pool's own bookkeeping, once.
+    async with pool.acquire() as conn:
+        await require_member(conn, room_id, username)
+        rows = await conn.fetch(
+            MESSAGES_PAGE,
+            room_id,
+            before if before is not None else NO_UPPER_BOUND,
+            limit + 1,
+        )
     messages = [ChatMessage.model_validate(dict(row)) for row in rows[:limit]]
     return messages, (messages[-1].message_id if len(rows) > limit else None)
 
