@@ -3,10 +3,23 @@
 import io
 import json
 import logging
+import queue
+import random
+import re
+from datetime import UTC, datetime
 
 from chat_service.app import create_app
 from chat_service.settings import ChatSettings
-from shared.logs import AccessLogger, JsonFormatter
+from shared.logs import (
+    AccessLogger,
+    Handoff,
+    JsonFormatter,
+    LogWriter,
+    configure_logging,
+    request_id_var,
+)
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
 
 
 async def test_log_lines_are_json_with_the_request_id_and_no_token(
@@ -70,3 +83,74 @@ async def test_metrics_count_requests_by_route_template(gateway_stack, make_toke
     assert proxied[0].endswith(" 4.0")
     # No label carries a raw id.
     assert "/api/room_members/1" not in text
+
+
+def test_the_log_writer_thread_writes_what_the_loop_hands_over():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    switches = logging._srcfile, logging.logThreads, logging.logProcesses
+    try:
+        writer = configure_logging("chat", "INFO", stream)
+        token = request_id_var.set("trace-9")
+        logging.getLogger("chat.test").info("hello %s", "world", extra={"room_id": 7})
+        request_id_var.reset(token)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("chat.test").exception("it failed")
+        logging.getLogger("chat.test").debug("below the level")
+        writer.stop()
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+        logging._srcfile, logging.logThreads, logging.logProcesses = switches
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert TIMESTAMP.match(first.pop("ts"))
+    assert first == {
+        "level": "info",
+        "service": "chat",
+        "logger": "chat.test",
+        "msg": "hello world",
+        "request_id": "trace-9",
+        "room_id": 7,
+    }
+    assert second["msg"] == "it failed"
+    assert "request_id" not in second
+    assert second["exc"].startswith("Traceback") and "ValueError: boom" in second["exc"]
+
+
+def test_a_full_log_queue_drops_lines_and_says_how_many():
+    records: queue.Queue = queue.Queue(2)
+    handoff = Handoff(records)
+    logger = logging.getLogger("chat.flood")
+    logger.addHandler(handoff)
+    logger.propagate = False
+    try:
+        for i in range(5):
+            logger.warning("line %d", i)
+    finally:
+        logger.removeHandler(handoff)
+        logger.propagate = True
+    assert handoff.dropped == 3
+    stream = io.StringIO()
+    writer = LogWriter(records, JsonFormatter("chat"), stream, handoff)
+    writer.start()
+    writer.stop()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["msg"] for line in lines] == [
+        "line 0",
+        "line 1",
+        "log lines dropped: stdout too slow",
+    ]
+    assert lines[2]["dropped"] == 3
+    assert handoff.dropped == 0
+
+
+def test_log_timestamps_are_what_datetime_writes():
+    formatter = JsonFormatter("chat")
+    moments = [1700000000.0, 1700000000.0004995, 1700000000.999, 1700000000.9999996]
+    moments += [random.Random(9).uniform(1e9, 2e9) for _ in range(10_000)]
+    for moment in moments:
+        expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+        assert formatter._timestamp(moment) == expected
