@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-import uuid
+import secrets
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -13,6 +14,14 @@ from shared.logs import request_id_var
 HEADER = "X-Request-ID"
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# A new id: this process's random prefix and a counter. Unique across processes and
+# restarts (64 random bits each) at a fraction of uuid4's cost; an id is no secret.
+_PREFIX = secrets.token_hex(8)
+_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER):016x}"
 
 
 def request_id_of(request: web.Request) -> str:
@@ -23,7 +32,7 @@ def request_id_of(request: web.Request) -> str:
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get(HEADER, "")
-    request_id = given if _SANE.match(given) else uuid.uuid4().hex
+    request_id = given if _SANE.match(given) else new_request_id()
     request[REQUEST_ID_KEY] = request_id
     request_id_var.set(request_id)
     return await handler(request)

@@ -90,11 +90,14 @@ async def test_request_id_is_passed_through(gateway, make_token):
 
 
 async def test_request_id_is_generated_when_missing_or_malformed(gateway, make_token):
-    for sent in ({}, {"X-Request-ID": "bad id with spaces\t"}):
+    seen = set()
+    for sent in ({}, {"X-Request-ID": "bad id with spaces\t"}, {}):
         r = await gateway.get("/api/x", headers={**bearer(make_token()), **sent})
         generated = r.headers["X-Request-ID"]
         assert len(generated) == 32 and not NOT_HEX.search(generated)
         assert (await r.json())["headers"]["X-Request-ID"] == generated
+        seen.add(generated)
+    assert len(seen) == 3
 
 
 async def test_error_responses_carry_a_request_id(gateway):
