@@ -34,6 +34,19 @@ class HttpMetrics:
             registry=self.registry,
         )
         self.service = service
+        # The labelled children by (method, route, status): found once, not per request.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(self.service, method, route, str(status)),
+                self.latency.labels(self.service, method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 METRICS_KEY = web.AppKey("metrics", HttpMetrics)
@@ -58,11 +71,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        route = _route_of(request)
-        metrics.requests.labels(metrics.service, request.method, route, str(status)).inc()
-        metrics.latency.labels(metrics.service, request.method, route).observe(
-            time.perf_counter() - started
-        )
+        metrics.record(request.method, _route_of(request), status, time.perf_counter() - started)
 
 
 @endpoint(
