@@ -110,8 +110,18 @@ async def _forward(
         raise ApiError(502, f"{upstream.name} unavailable") from None
 
 
+class FixedLengthResponse(web.StreamResponse):
+    """A relayed body of a known length: its headers leave with its first bytes, so a
+    small response is one write, not two (aiohttp sends a StreamResponse's headers on
+    their own at prepare unless told otherwise). Streams of unknown length keep that,
+    so that a client sees their headers before a slow first chunk."""
+
+    _send_headers_immediately = False
+
+
 async def _relay(request: web.Request, answer: aiohttp.ClientResponse) -> web.StreamResponse:
-    response = web.StreamResponse(status=answer.status, reason=answer.reason)
+    kind = FixedLengthResponse if answer.content_length is not None else web.StreamResponse
+    response = kind(status=answer.status, reason=answer.reason)
     response.headers.extend(end_to_end(answer.headers))
     response.headers.popall("X-Request-ID", None)
     if answer.status == 426:

@@ -285,3 +285,33 @@ async def test_a_stale_pooled_connection_is_retried_for_idempotent_requests(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_small_response_leaves_in_one_write(gateway, make_token, monkeypatch):
+    """Headers and body together: one write to the client's socket, not two."""
+    from aiohttp import http_writer
+
+    port = gateway.server.port
+    writes = []
+
+    def counted(method):
+        def write(self, data):
+            transport = self._protocol.transport
+            if transport is not None and transport.get_extra_info("sockname")[1] == port:
+                writes.append(data)
+            return method(self, data)
+
+        return write
+
+    monkeypatch.setattr(
+        http_writer.StreamWriter, "_write", counted(http_writer.StreamWriter._write)
+    )
+    monkeypatch.setattr(
+        http_writer.StreamWriter, "_writelines", counted(http_writer.StreamWriter._writelines)
+    )
+    r = await gateway.get("/api/x", headers=bearer(make_token()))
+    body = await r.read()
+    assert r.status == 200
+    assert len(writes) == 1
+    sent = b"".join(writes[0]) if isinstance(writes[0], tuple) else bytes(writes[0])
+    assert sent.startswith(b"HTTP/1.1 200 OK\r\n") and sent.endswith(body)
