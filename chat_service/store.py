@@ -331,8 +331,9 @@ async def messages_after(
 ) -> tuple[list[ChatMessage], int | None]:
     """A member's messages newer than `after`, oldest first, and the id to page on
     from while there are more."""
-    await require_member(pool, room_id, username)
-    messages = await messages_newer(pool, room_id, after=after, limit=limit + 1)
+    async with pool.acquire() as conn:
+        await require_member(conn, room_id, username)
+        messages = await messages_newer(conn, room_id, after=after, limit=limit + 1)
     more = len(messages) > limit
     return messages[:limit], (messages[limit - 1].message_id if more else None)
 
@@ -345,7 +346,7 @@ MESSAGES_NEWER = (
 
 
 async def messages_newer(
-    pool: asyncpg.Pool, room_id: int, *, after: int, limit: int
+    pool: Conn | asyncpg.Pool, room_id: int, *, after: int, limit: int
 ) -> list[ChatMessage]:
     """Up to `limit` of the room's messages newer than `after`, oldest first."""
     rows = await pool.fetch(

@@ -95,6 +95,9 @@ async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
             for before in (store.NO_UPPER_BOUND, 500):
                 plan = await explain(chat, store.MESSAGES_PAGE, (room, before, 51), mode)
                 assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
+            # `after`: the same key, forwards.
+            plan = await explain(chat, store.MESSAGES_NEWER, (room, 500, 51), mode)
+            assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
         # What it costs: a handful of pages, none of the other room's million rows.
         plan = await explain(
             chat, store.MESSAGES_PAGE, (quiet, store.NO_UPPER_BOUND, 51), mode, analyze=True
