@@ -5,6 +5,7 @@ in-flight requests finish, and exits within its grace period."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ import pytest
 from tests.conftest import bearer
 from tests.gateway.conftest import Echo
 
-GRACE_S = 6.0
+GRACE_S = 8.0
 TIMEOUT_S = 30  # an upper bound on start-up, not a pause
 
 
@@ -55,6 +56,18 @@ async def start(module: str, **env: str) -> tuple[asyncio.subprocess.Process, st
             await asyncio.sleep(0.1)  # polling for start-up, not timing a result
 
 
+@contextlib.asynccontextmanager
+async def running(module: str, **env: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """The process, killed at the end if the test left it running."""
+    process, url = await start(module, **env)
+    try:
+        yield process, url
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
@@ -75,8 +88,10 @@ async def exits_within_grace(process: asyncio.subprocess.Process) -> int:
 async def test_the_chat_service_closes_its_sockets_with_1001_and_exits(
     database_url, jwks_json, make_token, session
 ):
-    process, url = await start("chat_service", DATABASE_URL=database_url, JWKS=jwks_json)
-    try:
+    async with running("chat_service", DATABASE_URL=database_url, JWKS=jwks_json) as (
+        process,
+        url,
+    ):
         headers = bearer(make_token("alice"))
         async with session.post(
             f"{url}/api/create_room", json={"room_name": "General"}, headers=headers
@@ -88,10 +103,26 @@ async def test_the_chat_service_closes_its_sockets_with_1001_and_exits(
             assert closing.type == aiohttp.WSMsgType.CLOSE
             assert (closing.data, closing.extra) == (1001, "going away")
         assert await exits_within_grace(process) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+
+
+async def test_the_meeting_service_closes_its_sockets_with_1001_and_exits(
+    database_url, jwks_json, make_token, session
+):
+    async with running("meeting_service", DATABASE_URL=database_url, JWKS=jwks_json) as (
+        process,
+        url,
+    ):
+        headers = bearer(make_token("alice"))
+        async with session.post(f"{url}/rooms", json={}, headers=headers) as r:
+            assert r.status == 201, await r.text()
+            room_id = (await r.json())["id"]
+        async with session.ws_connect(f"{url}/rooms/{room_id}/ws", headers=headers) as ws:
+            process.send_signal(signal.SIGTERM)
+            while (closing := await ws.receive(timeout=GRACE_S)).type == aiohttp.WSMsgType.TEXT:
+                pass  # the room's state and presence frames come first
+            assert closing.type == aiohttp.WSMsgType.CLOSE
+            assert (closing.data, closing.extra) == (1001, "going away")
+        assert await exits_within_grace(process) == 0
 
 
 @pytest.fixture
@@ -102,19 +133,16 @@ async def gateway_process(
     echo = Echo()
     upstream: Any = await aiohttp_server(echo.app())
     upstream_url = str(upstream.make_url("")).rstrip("/")
-    process, url = await start(
+    async with running(
         "gateway",
         DATABASE_URL=database_url,
         JWT_PRIVATE_KEY=signing_key.to_pem().decode(),
         CHAT_URL=upstream_url,
         MEETING_URL=upstream_url,
         BCRYPT_ROUNDS="4",
-    )
-    yield process, url, echo
-    echo.release.set()
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
+    ) as (process, url):
+        yield process, url, echo
+        echo.release.set()
 
 
 async def test_the_gateway_closes_client_sockets_with_1001_and_finishes_requests(
