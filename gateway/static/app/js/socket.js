@@ -6,6 +6,12 @@ const MAX_DELAY_MS = 15_000;
 // Server codes that mean "reconnect now and resume": resync, too slow, restarting, going away.
 const PROMPT = new Set([1001, 1012, 1013]);
 
+// Closing a socket still connecting makes the browser log an error: wait for it to open.
+function closeQuietly(ws) {
+  if (ws.readyState === WebSocket.CONNECTING) ws.addEventListener("open", () => ws.close(1000));
+  else ws.close(1000);
+}
+
 export class LiveSocket {
   // url(): the address to (re)connect to, with a fresh token and the resume point.
   // final(code, reason): true when this close ends the stream for good.
@@ -38,11 +44,13 @@ export class LiveSocket {
     const ws = new WebSocket(this.url());
     this.ws = ws;
     ws.addEventListener("open", () => {
+      if (this.ws !== ws) return; // stopped or replaced meanwhile
       this.openedAt = Date.now();
       this.onStatus("live");
       this.onOpen();
     });
     ws.addEventListener("message", (event) => {
+      if (this.ws !== ws) return;
       let data;
       try { data = JSON.parse(event.data); } catch { return; }
       this.attempt = 0;
@@ -75,7 +83,7 @@ export class LiveSocket {
   restart() {
     const ws = this.ws;
     this.ws = null;
-    ws?.close(1000);
+    if (ws) closeQuietly(ws);
     this.attempt = 0;
     this.start();
   }
@@ -95,7 +103,7 @@ export class LiveSocket {
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
-      ws.close(1000);
+      closeQuietly(ws);
     }
   }
 }
