@@ -8,6 +8,7 @@ from chat_service.events import CHANNEL, expand_event
 from chat_service.routes import SETTINGS_KEY, routes, store_error_middleware
 from chat_service.settings import ChatSettings
 from shared.app import service_app
+from shared.idempotency import purge_ctx as idempotency_purge_ctx
 from shared.passwords import passwords_ctx
 from shared.realtime import realtime_ctx
 
@@ -27,6 +28,7 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     # After the database's context, whose pool it listens on.
     app.cleanup_ctx.append(realtime_ctx(CHANNEL, expand=expand_event, settings=settings))
     app.cleanup_ctx.append(passwords_ctx(settings))
+    app.cleanup_ctx.append(idempotency_purge_ctx)
     app[SETTINGS_KEY] = settings
     app.add_routes(routes)
     return app

@@ -45,6 +45,7 @@ from shared.bodies import json_model
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
+from shared.idempotency import once
 from shared.passwords import PASSWORDS_KEY
 from shared.realtime import REALTIME_KEY
 
@@ -115,14 +116,18 @@ async def create_room(request: web.Request) -> web.Response:
     if body.is_private == 1:
         assert body.password is not None  # the model requires it for private rooms
         password_hash = await request.app[PASSWORDS_KEY].hash(body.password)
-    room_id = await store.create_room(
-        request.app[POOL_KEY],
-        name=body.room_name,
-        creator=username_of(request),
-        password_hash=password_hash,
-        max_public_rooms=settings.max_public_rooms,
-    )
-    return json_model(RoomCreated(message=f'room "{body.room_name}" created', room_id=room_id), 201)
+    async with once(request) as scope:
+        if scope.replay is not None:
+            return scope.replay
+        room_id = await store.create_room(
+            scope.conn,
+            name=body.room_name,
+            creator=username_of(request),
+            password_hash=password_hash,
+            max_public_rooms=settings.max_public_rooms,
+        )
+        created = RoomCreated(message=f'room "{body.room_name}" created', room_id=room_id)
+        return await scope.answer(json_model(created, 201))
 
 
 @routes.get("/api/rooms")
@@ -246,10 +251,13 @@ async def room_members(request: web.Request) -> web.Response:
 )
 async def send_room_message(request: web.Request) -> web.Response:
     body = await body_of(request, SendMessageRequest)
-    sent = await store.send_message(
-        request.app[POOL_KEY], body.room_id, username_of(request), body.message, events_of(request)
-    )
-    return json_model(sent, 201)
+    async with once(request) as scope:
+        if scope.replay is not None:
+            return scope.replay
+        sent = await store.send_message(
+            scope.conn, body.room_id, username_of(request), body.message, events_of(request)
+        )
+        return await scope.answer(json_model(sent, 201))
 
 
 @routes.get("/api/get_room_messages")

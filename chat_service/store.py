@@ -62,15 +62,16 @@ class RoomForJoin:
 
 
 async def create_room(
-    pool: asyncpg.Pool,
+    conn: Conn,
     *,
     name: str,
     creator: str,
     password_hash: str | None,
     max_public_rooms: int,
 ) -> int:
-    """A new room with its creator as first member; private when it has a password hash."""
-    async with pool.acquire() as conn, conn.transaction():
+    """A new room with its creator as first member; private when it has a password hash.
+    Its own transaction, or a savepoint in the caller's (Idempotency-Key)."""
+    async with conn.transaction():
         if password_hash is None:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", PUBLIC_ROOMS_LOCK)
             # A taken name is the more useful answer than a full quota, so it goes first;
@@ -268,10 +269,10 @@ async def require_member(conn: Conn | asyncpg.Pool, room_id: int, username: str)
 
 
 async def send_message(
-    pool: asyncpg.Pool, room_id: int, username: str, text: str, events: Events | None = None
+    conn: Conn, room_id: int, username: str, text: str, events: Events | None = None
 ) -> MessageSent:
-    """Stores a member's message."""
-    async with pool.acquire() as conn, conn.transaction():
+    """Stores a member's message: its own transaction, or a savepoint in the caller's."""
+    async with conn.transaction():
         # The room's row stays locked until commit, so a room's messages commit in
         # the order of their ids: a client that saw id N (`after=N`) never misses a
         # smaller id committed later. Deleting the room waits; joining does not.

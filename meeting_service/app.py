@@ -11,6 +11,7 @@ from meeting_service.room_codes import CodeGenerator, new_room_code
 from meeting_service.routes import CODE_GENERATOR_KEY, refusal_middleware, routes
 from meeting_service.settings import SETTINGS_KEY, MeetingSettings
 from shared.app import service_app
+from shared.idempotency import purge_ctx as idempotency_purge_ctx
 from shared.realtime import realtime_ctx
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -34,6 +35,7 @@ def create_app(
     app[CODE_GENERATOR_KEY] = code_generator
     app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=expand_event, settings=settings))
     app.cleanup_ctx.append(presence_ctx(settings))
+    app.cleanup_ctx.append(idempotency_purge_ctx)
     app.add_routes(routes)
     app.add_routes(media_routes)
     return app

@@ -31,9 +31,10 @@ async def _chat_room(
 
 
 async def send_message(
-    pool: Pool, events: Publisher, who: Identity, room_id: str, content: str
+    conn: Connection, events: Publisher, who: Identity, room_id: str, content: str
 ) -> Message:
-    async with pool.acquire() as conn, conn.transaction():
+    """Its own transaction, or a savepoint in the caller's (Idempotency-Key)."""
+    async with conn.transaction():
         room, member = await _chat_room(conn, who, room_id, writing=True)
         if not room["is_active"]:
             raise Refused(Refusal.ROOM_INACTIVE)

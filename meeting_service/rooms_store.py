@@ -36,53 +36,53 @@ CODE_CONSTRAINT = "rooms_code_key"
 
 
 async def create_room(
-    pool: Pool, who: Identity, body: CreateRoomBody, generate_code: CodeGenerator
+    conn: Connection, who: Identity, body: CreateRoomBody, generate_code: CodeGenerator
 ) -> Room:
-    """Each attempt is its own transaction: a code taken by a concurrent create
-    surfaces as a unique violation on commit order, and the next attempt draws again."""
-    async with pool.acquire() as conn:
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                async with conn.transaction():
-                    row = await conn.fetchrow(
-                        """
-                        INSERT INTO rooms (id, code, name, host_id, host_display_name,
-                                           host_avatar_url, settings_id, waiting_room,
-                                           max_participants)
-                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                        RETURNING """
-                        + ROOM_COLUMNS,
-                        new_id(),
-                        generate_code(),
-                        body.name,
-                        who.user_id,
-                        who.display_name,
-                        who.avatar_url,
-                        new_id(),
-                        body.waiting_room,
-                        body.max_participants,
-                    )
-                    assert row is not None
-                    # The host is in the room from the start and counts toward capacity.
-                    await conn.execute(
-                        """
-                        INSERT INTO participants (id, room_id, user_id, display_name, avatar_url,
-                                                  is_host, is_guest, status, ever_joined,
-                                                  joined_at)
-                        VALUES ($1, $2, $3, $4, $5, true, false, 'joined', true, $6)
-                        """,
-                        new_id(),
-                        row["id"],
-                        who.user_id,
-                        who.display_name,
-                        who.avatar_url,
-                        row["created_at"],
-                    )
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name != CODE_CONSTRAINT:
-                    raise
-                continue
-            return Room(**room_fields(row))
+    """Each attempt is its own transaction (a savepoint in the caller's): a code taken
+    by a concurrent create surfaces as a unique violation on commit order, and the
+    next attempt draws again."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            async with conn.transaction():
+                row = await conn.fetchrow(
+                    """
+                    INSERT INTO rooms (id, code, name, host_id, host_display_name,
+                                       host_avatar_url, settings_id, waiting_room,
+                                       max_participants)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    RETURNING """
+                    + ROOM_COLUMNS,
+                    new_id(),
+                    generate_code(),
+                    body.name,
+                    who.user_id,
+                    who.display_name,
+                    who.avatar_url,
+                    new_id(),
+                    body.waiting_room,
+                    body.max_participants,
+                )
+                assert row is not None
+                # The host is in the room from the start and counts toward capacity.
+                await conn.execute(
+                    """
+                    INSERT INTO participants (id, room_id, user_id, display_name, avatar_url,
+                                              is_host, is_guest, status, ever_joined,
+                                              joined_at)
+                    VALUES ($1, $2, $3, $4, $5, true, false, 'joined', true, $6)
+                    """,
+                    new_id(),
+                    row["id"],
+                    who.user_id,
+                    who.display_name,
+                    who.avatar_url,
+                    row["created_at"],
+                )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != CODE_CONSTRAINT:
+                raise
+            continue
+        return Room(**room_fields(row))
     raise Refused(Refusal.CODES_EXHAUSTED)
 
 

@@ -31,6 +31,7 @@ from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
+from shared.idempotency import once
 from shared.realtime import REALTIME_KEY
 
 CODE_GENERATOR_KEY: web.AppKey[CodeGenerator] = web.AppKey("room_code_generator")
@@ -82,10 +83,13 @@ async def refusal_middleware(request: web.Request, handler: Handler) -> web.Stre
 )
 async def create_room(request: web.Request) -> web.Response:
     body = validate(CreateRoomBody, await read_json_object(request))
-    room = await rooms_store.create_room(
-        request.app[POOL_KEY], identity_of(request), body, request.app[CODE_GENERATOR_KEY]
-    )
-    return json_model(room, status=201)
+    async with once(request) as scope:
+        if scope.replay is not None:
+            return scope.replay
+        room = await rooms_store.create_room(
+            scope.conn, identity_of(request), body, request.app[CODE_GENERATOR_KEY]
+        )
+        return await scope.answer(json_model(room, status=201))
 
 
 @routes.get("/rooms")
@@ -278,11 +282,14 @@ async def list_messages(request: web.Request) -> web.Response:
 )
 async def send_message(request: web.Request) -> web.Response:
     body = validate(SendMessageBody, await read_json_object(request))
-    sent = await messages_store.send_message(
-        request.app[POOL_KEY],
-        request.app[REALTIME_KEY],
-        identity_of(request),
-        room_id_of(request),
-        body.content,
-    )
-    return json_model(sent, status=201)
+    async with once(request) as scope:
+        if scope.replay is not None:
+            return scope.replay
+        sent = await messages_store.send_message(
+            scope.conn,
+            request.app[REALTIME_KEY],
+            identity_of(request),
+            room_id_of(request),
+            body.content,
+        )
+        return await scope.answer(json_model(sent, status=201))

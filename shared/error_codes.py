@@ -27,6 +27,8 @@ CODES: dict[str, str] = {
     "internal error": "internal_error",
     "request header fields too large": "header_fields_too_large",
     "websocket upgrade required": "websocket_upgrade_required",
+    "idempotency key reused with a different request": "idempotency_key_reused",
+    "Idempotency-Key: must be 1 to 255 characters": "invalid_idempotency_key",
     "method not implemented": "method_not_implemented",
     "request timed out": "request_timed_out",
     # Gateway: identity

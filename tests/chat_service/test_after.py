@@ -105,9 +105,10 @@ async def test_a_message_committed_while_the_socket_opens_arrives_exactly_once(
     async def check_then_send(pool: Any, room: int, username: str) -> None:
         await checked(pool, room, username)
         with broadcaster.subscribe(topic_of(room)) as probe:
-            sent = await store.send_message(
-                pool, room, username, "meanwhile", RoomEvents(broadcaster)
-            )
+            async with pool.acquire() as conn:
+                sent = await store.send_message(
+                    conn, room, username, "meanwhile", RoomEvents(broadcaster)
+                )
             committed.append(sent.message_id)
             # Delivered live to every subscriber of the room, this socket's included.
             async for event in probe:

@@ -19,4 +19,4 @@ async def test_service_starts_migrates_and_answers(
     }
     applied = await db.fetch("SELECT version FROM chat.schema_migrations ORDER BY version")
     assert [row["version"] for row in applied] == [v for v, _ in migration_files(MIGRATIONS)]
-    assert len(applied) == 2
+    assert len(applied) == 3
