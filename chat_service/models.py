@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.json_schema import INTEGRAL
 from shared.passwords import MAX_PASSWORD_BYTES
 from shared.text import readable_name, storable
 from shared.timefmt import Timestamp
@@ -48,7 +49,9 @@ RoomName = Annotated[
     StrictStr,
     AfterValidator(readable_name),
     AfterValidator(trimmed_room_name),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_ROOM_NAME}),
+    WithJsonSchema(
+        {"type": "string", "format": "readable-name", "minLength": 1, "maxLength": MAX_ROOM_NAME}
+    ),
 ]
 Password = Annotated[
     StrictStr,
@@ -56,12 +59,12 @@ Password = Annotated[
     AfterValidator(within_password_limit),
     Field(min_length=1),
 ]
-RoomId = Annotated[StrictInt, Field(ge=1, le=MAX_BIGINT)]
+RoomId = Annotated[StrictInt, Field(ge=1, le=MAX_BIGINT), INTEGRAL]
 MessageText = Annotated[
     StrictStr,
     AfterValidator(storable),
     AfterValidator(has_visible_text),
-    Field(min_length=1, max_length=MAX_MESSAGE),
+    Field(min_length=1, max_length=MAX_MESSAGE, json_schema_extra={"format": "visible-text"}),
 ]
 PageLimit = Annotated[int, Field(ge=1, le=100)]
 
@@ -75,9 +78,21 @@ class Body(BaseModel):
 # ----- requests -----
 
 
+def _password_only_if_private(schema: dict[str, Any]) -> None:
+    """The document ignores a public room's password, whatever it holds: the schema
+    asks for a string only when is_private is 1, and then requires one."""
+    password = schema["properties"]["password"]
+    text = next(v for v in password.pop("anyOf") if v != {"type": "null"})
+    password.pop("default", None)
+    schema["if"] = {"properties": {"is_private": {"const": 1}}, "required": ["is_private"]}
+    schema["then"] = {"properties": {"password": text}, "required": ["password"]}
+
+
 class CreateRoomRequest(Body):
+    model_config = ConfigDict(json_schema_extra=_password_only_if_private)
+
     room_name: RoomName = Field(description="Unique across all rooms, trimmed, 1-100 characters")
-    is_private: Annotated[StrictInt, Field(ge=0, le=1)] = Field(
+    is_private: Annotated[StrictInt, Field(ge=0, le=1), INTEGRAL] = Field(
         default=0, description="1 for a private room, 0 for public"
     )
     password: Password | None = Field(
@@ -91,7 +106,7 @@ class CreateRoomRequest(Body):
         # The document says the password is ignored for public rooms, whatever it holds.
         if isinstance(data, dict):
             is_private = data.get("is_private", 0)
-            if type(is_private) is int and is_private == 0:
+            if type(is_private) in (int, float) and is_private == 0:
                 return {key: value for key, value in data.items() if key != "password"}
         return data
 
@@ -120,7 +135,9 @@ class SendMessageRequest(Body):
 
 class UserRoomsQuery(Body):
     limit: PageLimit = 50
-    cursor: str | None = Field(default=None, description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        default=None, min_length=1, description="next_cursor of the previous page"
+    )
 
 
 class MessagesQuery(Body):
@@ -207,7 +224,9 @@ class MembersQuery(Body):
     limit: PageLimit | None = Field(
         default=None, description="Page size (1-100); without limit or cursor, every member"
     )
-    cursor: str | None = Field(default=None, description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        default=None, min_length=1, description="next_cursor of the previous page"
+    )
 
 
 class Members(BaseModel):

@@ -16,6 +16,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from shared.json_schema import not_null
 from shared.passwords import MAX_PASSWORD_BYTES
 from shared.text import StorableStr, readable_name, storable
 from shared.timefmt import Timestamp
@@ -59,7 +60,14 @@ DisplayName = Annotated[
     str,
     AfterValidator(readable_name),
     AfterValidator(_display_name_length),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": DISPLAY_NAME_MAX}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "readable-name",
+            "minLength": 1,
+            "maxLength": DISPLAY_NAME_MAX,
+        }
+    ),
 ]
 AvatarUrl = Annotated[
     StorableStr,
@@ -91,7 +99,10 @@ class RefreshIn(Strict):
 
 
 class ProfileIn(Strict):
-    display_name: DisplayName | None = Field(default=None, alias="displayName")
+    # Left out: unchanged; null: refused (a display name is never empty).
+    display_name: DisplayName | None = Field(
+        default=None, alias="displayName", json_schema_extra=not_null
+    )
     avatar_url: AvatarUrl | None = Field(default=None, alias="avatarUrl")
 
 

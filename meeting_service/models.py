@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -14,7 +14,9 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
+from shared.json_schema import INTEGRAL, not_null_fields
 from shared.text import StorableStr, readable_name, storable
 from shared.timefmt import Timestamp
 
@@ -24,6 +26,9 @@ CONTENT_MAX = 4000
 MIN_PARTICIPANTS = 2
 MAX_PARTICIPANTS = 100
 DEFAULT_MAX_PARTICIPANTS = 50
+
+# A name people read (shared.text.readable_name): a format, since no pattern says it.
+READABLE_NAME: JsonDict = {"format": "readable-name", "maxLength": NAME_MAX}
 
 ParticipantStatus = Literal["waiting", "joined", "left", "denied", "removed"]
 
@@ -53,11 +58,11 @@ def _room_name(value: str) -> str:
 
 
 class CreateRoomBody(Body):
-    name: StrictStr = Field(DEFAULT_ROOM_NAME, min_length=1)
+    name: StrictStr = Field(DEFAULT_ROOM_NAME, min_length=1, json_schema_extra=READABLE_NAME)
     waiting_room: StrictBool = False
-    max_participants: StrictInt = Field(
-        DEFAULT_MAX_PARTICIPANTS, ge=MIN_PARTICIPANTS, le=MAX_PARTICIPANTS
-    )
+    max_participants: Annotated[
+        StrictInt, Field(ge=MIN_PARTICIPANTS, le=MAX_PARTICIPANTS), INTEGRAL
+    ] = DEFAULT_MAX_PARTICIPANTS
 
     _name = field_validator("name")(_room_name)
 
@@ -65,13 +70,17 @@ class CreateRoomBody(Body):
 class UpdateSettingsBody(Body):
     """Only the fields sent change; `null` is refused rather than read as "unchanged"."""
 
-    name: StrictStr | None = Field(None, min_length=1)
+    model_config = ConfigDict(json_schema_extra=not_null_fields)
+
+    name: StrictStr | None = Field(None, min_length=1, json_schema_extra=READABLE_NAME)
     allow_chat: StrictBool | None = None
     allow_screen_share: StrictBool | None = None
     allow_guest_access: StrictBool | None = None
     waiting_room: StrictBool | None = None
     mute_participants_on_join: StrictBool | None = None
-    max_participants: StrictInt | None = Field(None, ge=MIN_PARTICIPANTS, le=MAX_PARTICIPANTS)
+    max_participants: (
+        Annotated[StrictInt, Field(ge=MIN_PARTICIPANTS, le=MAX_PARTICIPANTS), INTEGRAL] | None
+    ) = None
     is_locked: StrictBool | None = None
 
     @field_validator("*", mode="before")
@@ -91,7 +100,9 @@ class UpdateSettingsBody(Body):
 
 
 class SendMessageBody(Body):
-    content: StrictStr = Field(min_length=1, max_length=CONTENT_MAX)
+    content: StrictStr = Field(
+        min_length=1, max_length=CONTENT_MAX, json_schema_extra={"format": "visible-text"}
+    )
 
     @field_validator("content")
     @classmethod
@@ -109,13 +120,13 @@ class Query(BaseModel):
 
 class MyRoomsQuery(Query):
     limit: int = Field(50, ge=1, le=100)
-    cursor: StorableStr | None = None
+    cursor: StorableStr | None = Field(None, min_length=1)
 
 
 class MessagesQuery(Query):
     limit: int = Field(50, ge=1, le=100)
     before: StorableStr | None = Field(
-        None, description="A message id: answer the messages older than it"
+        None, min_length=1, description="A message id: answer the messages older than it"
     )
 
 

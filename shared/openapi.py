@@ -103,6 +103,8 @@ def build_openapi(app: web.Application, title: str) -> dict[str, Any]:
             responses[str(status)] = response
         if not spec.public and "401" not in responses:
             responses["401"] = _error("missing or invalid token", error_ref)
+        if spec.websocket and "400" not in responses:
+            responses["400"] = _error("not a WebSocket upgrade request", error_ref)
         if spec.body is not None and "413" not in responses:
             responses["413"] = _error(BODY_TOO_LARGE, error_ref)
         if spec.database and "503" not in responses:

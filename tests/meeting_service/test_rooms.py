@@ -204,7 +204,7 @@ async def test_settings_of_an_unknown_room(api, make_token):
         ({"allowChat": "no"}, "allowChat", "Input should be a valid boolean"),
         ({"isLocked": None}, "isLocked", "Value error, must not be null"),
         ({"maxParticipants": 1}, "maxParticipants", "Input should be greater than or equal to 2"),
-        ({"maxParticipants": 5.0}, "maxParticipants", "Input should be a valid integer"),
+        ({"maxParticipants": 5.5}, "maxParticipants", "Input should be a valid integer"),
         ({"hostId": "u_bob"}, "hostId", "Extra inputs are not permitted"),
     ],
 )
