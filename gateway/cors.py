@@ -19,7 +19,7 @@ ANY = "*"
 METHODS = "GET, POST, PUT, PATCH, DELETE"
 # Beyond the CORS-safelisted ones: the token, JSON bodies, and the two the API reads.
 HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
-EXPOSED = "X-Request-ID, Retry-After"
+EXPOSED = "X-Request-ID, Retry-After, Idempotent-Replayed"
 MAX_AGE = "600"
 NOT_ALLOWED = "origin not allowed"
 

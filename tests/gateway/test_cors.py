@@ -59,7 +59,7 @@ async def test_the_answer_itself_is_readable_by_a_listed_origin(gateway, make_to
     assert r.status == 200
     assert r.headers["Access-Control-Allow-Origin"] == APP
     exposed = {h.strip() for h in r.headers["Access-Control-Expose-Headers"].split(",")}
-    assert exposed == {"X-Request-ID", "Retry-After"}
+    assert exposed == {"X-Request-ID", "Retry-After", "Idempotent-Replayed"}
     assert "origin" in vary(r)
     assert "Access-Control-Allow-Credentials" not in r.headers
     # An error is readable too: the page sees the 401 and its code, not a CORS failure.
