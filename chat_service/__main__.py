@@ -1,6 +1,5 @@
 from chat_service.app import create_app
 from chat_service.settings import ChatSettings
-from shared.runner import serve
+from shared.runner import main
 
-settings = ChatSettings()
-serve(create_app(settings), settings, "chat")
+main("chat", ChatSettings, create_app)

@@ -1,6 +1,5 @@
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from shared.runner import serve
+from shared.runner import main
 
-settings = GatewaySettings()
-serve(create_app(settings), settings, "gateway")
+main("gateway", GatewaySettings, create_app)

@@ -11,6 +11,7 @@ from gateway.api_docs import MergedDocs
 from gateway.cors import preflight_middleware, setup_cors
 from gateway.identity import ISSUER_KEY, JWKS_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, key_ring_of
+from gateway.observability import GATEWAY_METRICS_KEY, GatewayMetrics
 from gateway.proxy import BODY_LIMIT_KEY, POOL_SLOTS_KEY, POOL_WAIT_KEY, TIMEOUT_KEY, proxy_handler
 from gateway.purge import purge_task_ctx
 from gateway.settings import GatewaySettings
@@ -19,7 +20,7 @@ from gateway.web_client import add_web_client
 from gateway.websocket_proxy import WS_SESSION_KEY, refused_upgrades
 from shared.app import base_app
 from shared.auth import KeySet, TokenVerifier
-from shared.health import READY_CHECKS_KEY, ReadyCheck
+from shared.health import UPSTREAM_CHECKS_KEY, ReadyCheck
 from shared.openapi import OPENAPI_EXTEND_KEY
 from shared.passwords import passwords_ctx
 
@@ -46,6 +47,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     )
     setup_cors(app, settings.cors_allowed_origins)
     app[SETTINGS_KEY] = settings
+    app[GATEWAY_METRICS_KEY] = GatewayMetrics(app)
     app[ISSUER_KEY] = issuer
     app[JWKS_KEY] = keys.jwks()
     app[BODY_LIMIT_KEY] = settings.max_body_bytes
@@ -60,10 +62,10 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     app.cleanup_ctx.append(purge_task_ctx)
     app.cleanup_ctx.append(_upstream_session_ctx(settings))
 
-    chat = Upstream("chat service", settings.chat_url.rstrip("/"))
-    meeting = Upstream("meeting service", settings.meeting_url.rstrip("/"))
-    for upstream in (chat, meeting):
-        app[READY_CHECKS_KEY][upstream.name] = _upstream_ready(upstream)
+    chat = Upstream("chat service", settings.chat_url.rstrip("/"), "chat")
+    meeting = Upstream("meeting service", settings.meeting_url.rstrip("/"), "meeting")
+    # Reported by /readyz?upstreams; the gateway's own readiness is its database's.
+    app[UPSTREAM_CHECKS_KEY] = {u.service: _upstream_ready(u) for u in (chat, meeting)}
     app[OPENAPI_EXTEND_KEY] = MergedDocs({"Chat": chat, "Meeting": meeting})
     app.add_routes(routes)
     add_web_client(app)

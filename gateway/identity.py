@@ -23,6 +23,7 @@ from gateway.models import (
     User,
     UserOut,
 )
+from gateway.observability import login_refused
 from gateway.settings import GatewaySettings
 from shared.app import identity_of
 from shared.auth import unauthorized
@@ -32,6 +33,7 @@ from shared.endpoints import endpoint
 from shared.errors import ApiError
 from shared.forwarded import client_address
 from shared.ids import new_id
+from shared.logs import USER_ID_KEY
 from shared.passwords import PASSWORDS_KEY, PasswordsBusy
 
 SETTINGS_KEY = web.AppKey("gateway_settings", GatewaySettings)
@@ -140,12 +142,21 @@ async def login(request: web.Request) -> web.Response:
         # One budget per account, whichever of its names is typed; an unknown name
         # has its own, so that both answer alike.
         user_key = f"account:{user.id}" if user else f"name:{login_name.lower()}"
+        client = client_address(request)
         limits = [
             Limit(user_key, settings.login_max_failures_per_user),
-            Limit(f"addr:{client_address(request)}", settings.login_max_failures_per_address),
+            Limit(f"addr:{client}", settings.login_max_failures_per_address),
         ]
         attempt, retry_after = await login_limits.admit(conn, limits, settings.login_window_s)
         if retry_after is not None:
+            login_refused(
+                request,
+                login_name=login_name,
+                client=client,
+                reason="limited",
+                user_id=user.id if user else None,
+                retry_after=retry_after,
+            )
             raise too_many("too many login attempts", retry_after)
     stored_hash = user.password_hash if user else request.app[DUMMY_HASH_KEY]
     try:
@@ -156,7 +167,15 @@ async def login(request: web.Request) -> web.Response:
             await login_limits.forget(conn, attempt)
         raise
     if not matches or user is None:
+        login_refused(
+            request,
+            login_name=login_name,
+            client=client,
+            reason="credentials",
+            user_id=user.id if user else None,
+        )
         raise ApiError(401, INVALID_CREDENTIALS)
+    request[USER_ID_KEY] = user.id  # on the request's log line
     async with pool.acquire() as conn:
         await login_limits.clear(conn, user_key)
         await login_limits.forget(conn, attempt)

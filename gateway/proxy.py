@@ -13,10 +13,12 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.observability import count_upstream_error, proxied_as
 from gateway.upstream import SESSION_KEY, Upstream, end_to_end, upstream_headers
 from gateway.websocket_proxy import forward_websocket
 from shared.endpoints import endpoint
 from shared.errors import ApiError, client_gone
+from shared.metrics import ROUTE_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ async def _forward(
             timeout=request.app[TIMEOUT_KEY],
             skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
         ) as answer:
+            proxied_as(request, upstream.service, answer.headers.get(ROUTE_HEADER))
             return await _relay(request, answer)
     except aiohttp.ConnectionTimeoutError:
         raise ApiError(502, f"{upstream.name} unavailable") from None
@@ -124,6 +127,7 @@ async def _relay(request: web.Request, answer: aiohttp.ClientResponse) -> web.St
     response = kind(status=answer.status, reason=answer.reason)
     response.headers.extend(end_to_end(answer.headers))
     response.headers.popall("X-Request-ID", None)
+    response.headers.popall(ROUTE_HEADER, None)
     if answer.status == 426:
         # Upgrade is hop-by-hop, but this hop too needs the client to upgrade.
         response.headers["Upgrade"] = answer.headers.get("Upgrade", "websocket")
@@ -146,6 +150,12 @@ async def _relay(request: web.Request, answer: aiohttp.ClientResponse) -> web.St
 def proxy_handler(upstream: Upstream, *, public: bool = False) -> Handler:
     @endpoint(f"Forwarded to the {upstream.name}", public=public, hidden=True)
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await forward(request, upstream)
+        try:
+            return await forward(request, upstream)
+        except ApiError as exc:
+            if exc.status in (502, 504):
+                proxied_as(request, upstream.service, None)
+                count_upstream_error(request, upstream.service, exc.status)
+            raise
 
     return handler

@@ -51,6 +51,8 @@ WEBSOCKET_HANDSHAKE = frozenset(
 class Upstream:
     name: str
     url: str
+    # Its name in metrics labels: "chat", "meeting".
+    service: str
 
 
 SESSION_KEY = web.AppKey("upstream_session", aiohttp.ClientSession)

@@ -11,14 +11,18 @@ from types import SimpleNamespace
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from gateway.observability import proxied_as
 from gateway.upstream import Upstream, upstream_headers
 from shared.errors import ApiError, error_response
+from shared.metrics import ROUTE_HEADER
 from shared.realtime import GOING_AWAY, Ending
 from shared.websockets import open_websocket
 
 # A service's refusal of a WebSocket upgrade, caught by `refused_upgrades` before
 # aiohttp's ws_connect raises without it, so the client gets the service's body.
 _refusal: ContextVar[tuple[int, bytes, str] | None] = ContextVar("upgrade_refusal", default=None)
+# The route template the service named in its handshake answer, for metrics.
+_route: ContextVar[str | None] = ContextVar("upgrade_route", default=None)
 MAX_REFUSAL_BYTES = 64 * 1024
 
 
@@ -29,7 +33,10 @@ def refused_upgrades() -> aiohttp.TraceConfig:
         params: aiohttp.TraceRequestEndParams,
     ) -> None:
         response = params.response
-        if "Sec-WebSocket-Key" in params.headers and response.status != 101:
+        if "Sec-WebSocket-Key" not in params.headers:
+            return
+        _route.set(response.headers.get(ROUTE_HEADER))
+        if response.status != 101:
             body = await response.content.read(MAX_REFUSAL_BYTES)
             _refusal.set((response.status, body, response.content_type))
 
@@ -79,6 +86,7 @@ async def forward_websocket(request: web.Request, upstream: Upstream) -> web.Str
             autoping=True,
         )
     except aiohttp.WSServerHandshakeError as exc:
+        proxied_as(request, upstream.service, _route.get())
         refusal = _refusal.get()
         if refusal is None or refusal[0] != exc.status:
             return error_response(exc.status, "websocket upgrade refused")
@@ -86,6 +94,7 @@ async def forward_websocket(request: web.Request, upstream: Upstream) -> web.Str
         return web.Response(status=status, body=body, content_type=content_type)
     except (aiohttp.ClientError, TimeoutError):
         raise ApiError(502, f"{upstream.name} unavailable") from None
+    proxied_as(request, upstream.service, _route.get())
     try:
         # Registered for shutdown, which closes it with 1001 (and so the upstream's).
         client_ws = await open_websocket(request, protocols=protocols, autoclose=False)

@@ -1,6 +1,5 @@
 from meeting_service.app import create_app
 from meeting_service.settings import MeetingSettings
-from shared.runner import serve
+from shared.runner import main
 
-settings = MeetingSettings()
-serve(create_app(settings), settings, "meeting")
+main("meeting", MeetingSettings, create_app)

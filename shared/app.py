@@ -22,8 +22,18 @@ from shared.db import database_ctx, database_ready
 from shared.endpoints import endpoint_of
 from shared.errors import error_middleware
 from shared.forwarded import client_address_middleware
-from shared.health import READY_CHECKS_KEY, healthz, readyz
-from shared.metrics import METRICS_KEY, HttpMetrics, metrics_handler, metrics_middleware
+from shared.health import READY_CHECKS_KEY, SERVICE_NAME_KEY, healthz, readyz, version
+from shared.logs import USER_ID_KEY
+from shared.metrics import (
+    METRICS_KEY,
+    HttpMetrics,
+    MetricsListener,
+    PoolCollector,
+    count_websocket,
+    metrics_handler,
+    metrics_middleware,
+    metrics_server_ctx,
+)
 from shared.openapi import add_openapi_routes
 from shared.request_id import add_request_id_header, request_id_middleware
 from shared.settings import CommonSettings, ServiceSettings
@@ -56,6 +66,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if identity.is_guest and (spec is None or not spec.guests):
         raise unauthorized()
     request[IDENTITY_KEY] = identity
+    request[USER_ID_KEY] = identity.user_id
     return await handler(request)
 
 
@@ -90,15 +101,24 @@ def base_app(
         handler_args={"keepalive_timeout": settings.header_timeout_s},
     )
     app[METRICS_KEY] = HttpMetrics(service)
+    app[METRICS_KEY].add_collector(PoolCollector(app))
+    app[SERVICE_NAME_KEY] = service
     app[READY_CHECKS_KEY] = {"database": database_ready(schema, migrations)}
     if verifier is not None:
         app[VERIFIER_KEY] = verifier
     app.on_response_prepare.append(add_request_id_header)
     close_on_shutdown(app, settings.shutdown_grace_s)
+    app.on_response_prepare.append(count_websocket)
     app.cleanup_ctx.append(database_ctx(settings, schema, migrations))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/version", version)
+    if settings.metrics_port is None:
+        app.router.add_get("/metrics", metrics_handler)
+    else:  # not on the public port
+        app.cleanup_ctx.append(
+            metrics_server_ctx(MetricsListener(settings.metrics_host, settings.metrics_port))
+        )
     add_openapi_routes(app, title)
     return app
 
@@ -138,4 +158,5 @@ def service_app(
         extra_middlewares=extra_middlewares,
     )
     app.cleanup_ctx.append(http_session_ctx)
+    app[METRICS_KEY].announce_route = True
     return app

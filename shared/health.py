@@ -1,9 +1,10 @@
-"""/healthz (the process is alive) and /readyz (it can do its work)."""
+"""/healthz (the process is alive), /readyz (it can do its work), /version."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import platform
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -11,11 +12,16 @@ from pydantic import BaseModel
 
 from shared.bodies import json_model
 from shared.endpoints import endpoint
+from shared.version import VERSION
 
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[web.Application], Awaitable[bool]]
 READY_CHECKS_KEY = web.AppKey("ready_checks", dict[str, ReadyCheck])
+# Dependencies reported by `/readyz?upstreams` that do not make this process unready
+# (the gateway's services: one down must not take the whole edge out of rotation).
+UPSTREAM_CHECKS_KEY = web.AppKey("upstream_checks", dict[str, ReadyCheck])
+SERVICE_NAME_KEY = web.AppKey("service_name", str)
 
 
 class Health(BaseModel):
@@ -25,6 +31,13 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     checks: dict[str, bool]
+    upstreams: dict[str, bool] | None = None
+
+
+class VersionOut(BaseModel):
+    service: str
+    version: str
+    python: str
 
 
 @endpoint(
@@ -39,21 +52,46 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 @endpoint(
-    "The process can serve: database reachable and migrated (the gateway: upstreams too)",
+    "The process can serve: its database reachable and migrated. With `?upstreams`"
+    " (the gateway) the services' health too, which does not change the status",
     public=True,
     responses={200: Readiness, 503: Readiness},
     tags=("operations",),
 )
 async def readyz(request: web.Request) -> web.Response:
-    checks = request.app[READY_CHECKS_KEY]
-    results = await asyncio.gather(
-        *(_run(name, check, request.app) for name, check in checks.items())
-    )
-    outcome = dict(zip(checks, results, strict=True))
+    app = request.app
+    own = app[READY_CHECKS_KEY]
+    upstreams = app.get(UPSTREAM_CHECKS_KEY, {}) if "upstreams" in request.query else {}
+    outcome, reported = await asyncio.gather(_run_all(own, app), _run_all(upstreams, app))
     ready = all(outcome.values())
-    return json_model(
-        Readiness(status="ready" if ready else "unavailable", checks=outcome), 200 if ready else 503
+    body = Readiness(
+        status="ready" if ready else "unavailable",
+        checks=outcome,
+        upstreams=reported if "upstreams" in request.query else None,
     )
+    return web.Response(
+        text=body.model_dump_json(exclude_none=True),
+        status=200 if ready else 503,
+        content_type="application/json",
+    )
+
+
+@endpoint(
+    "The running build's version", public=True, responses={200: VersionOut}, tags=("operations",)
+)
+async def version(request: web.Request) -> web.Response:
+    return json_model(
+        VersionOut(
+            service=request.app[SERVICE_NAME_KEY],
+            version=VERSION,
+            python=platform.python_version(),
+        )
+    )
+
+
+async def _run_all(checks: dict[str, ReadyCheck], app: web.Application) -> dict[str, bool]:
+    results = await asyncio.gather(*(_run(name, check, app) for name, check in checks.items()))
+    return dict(zip(checks, results, strict=True))
 
 
 async def _run(name: str, check: ReadyCheck, app: web.Application) -> bool:

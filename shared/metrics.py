@@ -1,8 +1,22 @@
-"""Prometheus metrics: requests by route template and status, and their latency."""
+"""Prometheus metrics.
+
+Per request the middleware does one label lookup and one observe (plus an
+int kept in Python for the in-flight count); everything else (the database
+pool, open WebSockets, in-flight requests, the process) is read when
+Prometheus scrapes, by collectors, so it costs nothing on the hot path.
+
+`service` on the HTTP families is the service whose route it is: at a room
+service its own name, at the gateway "gateway" for its own routes and the
+upstream's name ("chat", "meeting") for proxied ones, whose `route` is then
+the service's own route template, read from the ROUTE_HEADER it answers with.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -10,43 +24,137 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from shared.db import POOL_KEY
 from shared.endpoints import endpoint
+from shared.version import VERSION
+
+# A service names the route template it matched, for the gateway's metrics;
+# the gateway reads it and drops it from what the client gets.
+ROUTE_HEADER = "X-Route-Template"
+# Set by a proxy: (service, route template) to count the request under.
+PROXIED_KEY = web.RequestKey("metrics_proxied", tuple[str, str])
+# Set when a WebSocket handshake goes out: the (service, route) it counts under.
+_WEBSOCKET_KEY = web.RequestKey("metrics_websocket", tuple[str, str])
+# Sub-millisecond buckets too: most answers here take well under 5 ms.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 class HttpMetrics:
     def __init__(self, service: str) -> None:
         # A registry per application, so several apps can live in one test process.
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        Info("rooms_build", "The running build", registry=self.registry).info(
+            {"version": VERSION, "service": service}
+        )
         self.requests = Counter(
             "http_requests_total",
-            "HTTP requests handled",
+            "HTTP requests handled (a WebSocket session is one request, status 101)",
             ["service", "method", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "http_request_duration_seconds",
-            "Time to the response's headers",
+            "Time to the response's end (WebSocket sessions are not in it)",
             ["service", "method", "route"],
             registry=self.registry,
+            buckets=LATENCY_BUCKETS,
         )
         self.service = service
-        # The labelled children by (method, route, status): found once, not per request.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        # A room service names its matched route template in ROUTE_HEADER.
+        self.announce_route = False
+        # Kept as plain ints, read by a collector at scrape time.
+        self.in_flight = 0
+        self.websockets: dict[tuple[str, str], int] = {}
+        self.registry.register(_LiveCollector(self))
+        # The labelled children by (service, method, route, status): found once, not
+        # per request.
+        self._children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
 
-    def record(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
+    def record(
+        self, service: str, method: str, route: str, status: int, seconds: float | None
+    ) -> None:
+        """Count a request; time it unless `seconds` is None (a WebSocket session)."""
+        key = (service, method, route, status)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (
-                self.requests.labels(self.service, method, route, str(status)),
-                self.latency.labels(self.service, method, route),
+                self.requests.labels(service, method, route, str(status)),
+                self.latency.labels(service, method, route),
             )
         children[0].inc()
-        children[1].observe(seconds)
+        if seconds is not None:
+            children[1].observe(seconds)
+
+    def add_collector(self, collector: Collector) -> None:
+        self.registry.register(collector)
+
+
+class _LiveCollector(Collector):
+    def __init__(self, metrics: HttpMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "http_requests_in_flight",
+            "HTTP requests being handled (open WebSockets are counted apart)",
+            value=self.metrics.in_flight,
+        )
+        websockets = GaugeMetricFamily(
+            "websockets_open", "Open WebSocket sessions", labels=["service", "route"]
+        )
+        for (service, route), count in sorted(self.metrics.websockets.items()):
+            websockets.add_metric([service, route], count)
+        yield websockets
+
+
+class PoolCollector(Collector):
+    """The asyncpg pool's size and connections in use, when it exists."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pool = self.app.get(POOL_KEY)
+        if pool is None:
+            return
+        size = pool.get_size()
+        yield GaugeMetricFamily("db_pool_size", "Connections the pool holds", value=size)
+        yield GaugeMetricFamily(
+            "db_pool_max_size", "Connections the pool may hold", value=pool.get_max_size()
+        )
+        yield GaugeMetricFamily(
+            "db_pool_in_use",
+            "Connections lent out (a LISTEN connection is one for good)",
+            value=size - pool.get_idle_size(),
+        )
 
 
 METRICS_KEY = web.AppKey("metrics", HttpMetrics)
@@ -58,20 +166,54 @@ def _route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _labels(request: web.Request, metrics: HttpMetrics) -> tuple[str, str]:
+    proxied = request.get(PROXIED_KEY)
+    return proxied if proxied is not None else (metrics.service, _route_of(request))
+
+
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS_KEY]
     started = time.perf_counter()
     status = 500
+    metrics.in_flight += 1
     try:
         response = await handler(request)
         status = response.status
+        if metrics.announce_route and not response.prepared:
+            # Where a client of ours (the gateway) reads which route this was.
+            response.headers[ROUTE_HEADER] = _route_of(request)
         return response
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away first (nginx's code for it)
+        raise
     finally:
-        metrics.record(request.method, _route_of(request), status, time.perf_counter() - started)
+        service, route = _labels(request, metrics)
+        websocket = request.get(_WEBSOCKET_KEY)
+        if websocket is None:
+            metrics.in_flight -= 1
+            metrics.record(service, request.method, route, status, time.perf_counter() - started)
+        else:
+            metrics.websockets[websocket] -= 1
+            # However the session ended, it was a 101; its length is no latency.
+            metrics.record(service, request.method, route, 101, None)
+
+
+async def count_websocket(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: a 101 is a WebSocket session starting. It leaves the
+    in-flight count for the open WebSockets' until the handler returns."""
+    if response.status != 101:
+        return
+    metrics = request.app[METRICS_KEY]
+    if metrics.announce_route:
+        response.headers[ROUTE_HEADER] = _route_of(request)
+    key = _labels(request, metrics)
+    request[_WEBSOCKET_KEY] = key
+    metrics.in_flight -= 1
+    metrics.websockets[key] = metrics.websockets.get(key, 0) + 1
 
 
 @endpoint(
@@ -82,3 +224,29 @@ async def metrics_handler(request: web.Request) -> web.Response:
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+@dataclass(frozen=True)
+class MetricsListener:
+    host: str
+    port: int
+
+
+def metrics_server_ctx(
+    listener: MetricsListener,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """/metrics on a port of its own (METRICS_PORT), so that it need not be public."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        metrics_app = web.Application()
+        metrics_app[METRICS_KEY] = app[METRICS_KEY]
+        metrics_app.router.add_get("/metrics", metrics_handler)
+        runner = web.AppRunner(metrics_app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, listener.host, listener.port).start()
+            yield
+        finally:
+            await runner.cleanup()
+
+    return ctx

@@ -1,25 +1,60 @@
-"""Run one process's app on uvloop, with structured logs."""
+"""Run one process's app on uvloop, with structured logs from the first line to the last:
+a startup line (version, address), a shutdown line, and a startup failure as a JSON
+line (never a bare traceback) with exit status 1."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import sys
 import threading
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import uvloop
 from aiohttp import web
+from pydantic import ValidationError
 
 from shared.logs import AccessLogger, configure_logging
 from shared.server import SERVER_OPTIONS, AppRunner
 from shared.settings import CommonSettings
+from shared.version import VERSION
+
+log = logging.getLogger("rooms.process")
+S = TypeVar("S", bound=CommonSettings)
+
+
+def main(service: str, settings_type: type[S], create_app: Callable[[S], web.Application]) -> None:
+    """A process's entry point: settings from the environment, the app, then serve."""
+    # Configured once, before the settings are read, so that their errors are JSON too.
+    configure_logging(service, os.environ.get("LOG_LEVEL", "INFO"))
+    try:
+        settings = settings_type()
+        logging.getLogger().setLevel(settings.log_level.upper())
+        app = create_app(settings)
+    except ValidationError as exc:
+        _failed("configuration", exc, details=exc.errors(include_url=False, include_input=False))
+    except Exception as exc:
+        _failed("configuration", exc, traceback=True)
+    serve(app, settings, service)
+
+
+def _failed(
+    stage: str, exc: BaseException, *, details: object = None, traceback: bool = False
+) -> NoReturn:
+    log.critical(
+        "startup failed",
+        exc_info=exc if traceback else None,
+        extra={"stage": stage, "error": str(exc), "details": details, "version": VERSION},
+    )
+    sys.exit(1)
+
 
 # aiohttp waits up to shutdown_timeout for a request in flight, then as long again
 # for it to end once told to (a handler not reading its body does not notice), then
 # cancels it: 2 x 0.25 of the grace period, after 0.2 for closing sockets
 # (shared.websockets.CLOSE_SHARE), leaves 0.3 for the cleanup contexts and exit.
-log = logging.getLogger(__name__)
-
 IN_FLIGHT_SHARE = 0.25
 
 
@@ -44,8 +79,15 @@ async def _start(runner: AppRunner, settings: CommonSettings) -> None:
 
 
 def serve(app: web.Application, settings: CommonSettings, service: str) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down as web.run_app does."""
-    configure_logging(service, settings.log_level)
+    """Serve until SIGINT or SIGTERM, then shut down as web.run_app does. Logs
+    `started` once it listens, `shutting down` at the signal, `stopped` last; a
+    failure to start is a `startup failed` line and exit status 1. Logging is
+    configured by `main`."""
+
+    async def on_shutdown(_app: web.Application) -> None:
+        log.info("shutting down", extra={"version": VERSION})
+
+    app.on_shutdown.append(on_shutdown)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     runner = AppRunner(
@@ -57,9 +99,15 @@ def serve(app: web.Application, settings: CommonSettings, service: str) -> None:
         shutdown_timeout=settings.shutdown_grace_s * IN_FLIGHT_SHARE,
         **SERVER_OPTIONS,
     )
+    failure: Exception | None = None
     try:
-        loop.run_until_complete(_start(runner, settings))
-        loop.run_forever()
+        try:
+            loop.run_until_complete(_start(runner, settings))
+        except Exception as exc:
+            failure = exc
+        else:
+            _log_started(settings)
+            loop.run_forever()
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     finally:
@@ -71,3 +119,16 @@ def serve(app: web.Application, settings: CommonSettings, service: str) -> None:
         loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+    if failure is not None:
+        _failed("start", failure, traceback=not isinstance(failure, OSError))
+    log.info("stopped", extra={"version": VERSION})
+
+
+def _log_started(settings: CommonSettings) -> None:
+    extra: dict[str, object] = {
+        "version": VERSION,
+        "address": f"http://{settings.host}:{settings.port}",
+    }
+    if settings.metrics_port is not None:
+        extra["metrics_address"] = f"http://{settings.metrics_host}:{settings.metrics_port}"
+    log.info("started", extra=extra)

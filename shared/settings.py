@@ -20,6 +20,10 @@ class CommonSettings(BaseSettings):
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every interface
     port: int = 8080
     log_level: str = "INFO"
+    # /metrics on a port of its own (not reachable through the public one), or
+    # on the main port when unset.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from another pod or container
 
     database_url: str = "postgresql://postgres@localhost/postgres"
     db_pool_min_size: int = Field(default=1, ge=0)

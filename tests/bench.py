@@ -120,8 +120,11 @@ class System:
         conf = nginx_conf(self.tmp, PORT["nginx"], PORT["meeting"])
         self.spawn("nginx", ["nginx", "-c", str(conf), "-p", str(self.tmp)], env)
         wait_for(f"{URL['gateway']}/readyz")
-        while call("GET", f"{URL['gateway']}/readyz").get("status") != "ready":
-            pass
+        # The gateway's own readiness, and both services' through it (?upstreams).
+        while True:
+            ready = call("GET", f"{URL['gateway']}/readyz?upstreams")
+            if ready.get("status") == "ready" and all(ready.get("upstreams", {}).values()):
+                break
 
     def start_flask(self) -> None:
         gunicorn = str(Path(sys.executable).parent / "gunicorn")

@@ -42,7 +42,7 @@ async def _until_ready(session: aiohttp.ClientSession, url: str) -> None:
         while True:
             try:
                 async with session.get(url) as r:
-                    if r.status == 200:
+                    if r.status == 200 and all((await r.json()).get("upstreams", {}).values()):
                         return
             except aiohttp.ClientConnectionError:
                 pass
@@ -63,7 +63,7 @@ async def test_one_command_runs_everything_and_stops_cleanly(tmp_path):
     async with aiohttp.ClientSession() as session:
         process = await _start(tmp_path, ports)
         try:
-            await _until_ready(session, f"{gateway}/readyz")
+            await _until_ready(session, f"{gateway}/readyz?upstreams")
             async with session.post(f"{gateway}/auth/register", json=credentials) as r:
                 assert r.status == 201
                 token = (await r.json())["access_token"]
@@ -86,7 +86,7 @@ async def test_one_command_runs_everything_and_stops_cleanly(tmp_path):
         # A second run finds the first one's data, and signs with the same key.
         process = await _start(tmp_path, ports)
         try:
-            await _until_ready(session, f"{gateway}/readyz")
+            await _until_ready(session, f"{gateway}/readyz?upstreams")
             async with session.post(f"{gateway}/auth/login", json=credentials) as r:
                 assert r.status == 200
             async with session.get(f"{gateway}/api/rooms", headers=headers) as r:
