@@ -51,7 +51,7 @@ bench: $(STAMP)
 ## up / down: the docker compose deployment (a signing key is made once, into .data/)
 up: $(STAMP)
 	test -f .data/compose/jwt_signing_key.pem || $(BIN)/python -m gateway.keys .data/compose/jwt_signing_key.pem
-	docker compose up --build -d
+	JWT_SIGNING_KEY_PEM="$$(cat .data/compose/jwt_signing_key.pem)" docker compose up --build -d
 down:
 	docker compose down
 

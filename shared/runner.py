@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import runpy
 import sys
 import threading
 from collections.abc import Callable
@@ -132,3 +133,15 @@ def _log_started(settings: CommonSettings) -> None:
     if settings.metrics_port is not None:
         extra["metrics_address"] = f"http://{settings.metrics_host}:{settings.metrics_port}"
     log.info("started", extra=extra)
+
+
+PROCESSES = ("gateway", "chat_service", "meeting_service")
+
+if __name__ == "__main__":
+    # The container's command: `SERVICE=gateway python -m shared.runner`, so one
+    # image recipe (the Dockerfile's SERVICE build argument) serves all three.
+    service = os.environ.get("SERVICE", "")
+    if service not in PROCESSES:
+        configure_logging("runner")
+        _failed("configuration", ValueError(f"SERVICE must be one of {', '.join(PROCESSES)}"))
+    runpy.run_module(service, run_name="__main__", alter_sys=True)
