@@ -28,14 +28,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+def _tool(*command: str) -> subprocess.CompletedProcess[str]:
+    """One of the dev dependencies' command-line tools, from this virtualenv."""
     return subprocess.run(
-        [str(BIN / "hadolint"), "--no-color", str(path)],
+        [str(BIN / command[0]), *command[1:]],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
+
+
+def _hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    return _tool("hadolint", "--no-color", str(path))
 
 
 def test_the_dockerfile_is_hadolint_clean(tmp_path):
@@ -263,13 +268,7 @@ def _compose() -> dict:
 
 
 def _check_compose(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return _tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(path))
 
 
 def test_the_compose_file_follows_the_compose_specification(tmp_path):

@@ -82,48 +82,43 @@ async def test_startup_and_shutdown_lines(database_url, jwks_json):
     assert errors == b""
 
 
+async def _failed_start(module: str, **env: str) -> list[dict[str, Any]]:
+    """The JSON lines of a process that must not start: exit 1, nothing on stderr,
+    the last line `startup failed`."""
+    process = await _spawn(module, **env)
+    async with asyncio.timeout(60):
+        output, errors = await process.communicate()
+    assert process.returncode == 1
+    assert errors == b""  # no bare traceback
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert lines[-1]["msg"] == "startup failed"
+    assert lines[-1]["level"] == "critical"
+    assert all(line["msg"] != "started" for line in lines)
+    return lines
+
+
 async def test_a_database_out_of_reach_is_a_json_startup_failure():
     closed = _free_port()
-    process = await _spawn(
+    lines = await _failed_start(
         "meeting_service",
         DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed}/rooms",
         DB_CONNECT_TIMEOUT_S="0.3",
         PORT=str(_free_port()),
     )
-    async with asyncio.timeout(60):
-        output, errors = await process.communicate()
-    assert process.returncode == 1
-    assert errors == b""  # no bare traceback on stderr
-    lines = [json.loads(line) for line in output.splitlines()]
     failure = lines[-1]
-    assert failure["msg"] == "startup failed"
-    assert failure["level"] == "critical"
     assert failure["service"] == "meeting"
     assert failure["stage"] == "start"
     assert "Connect call failed" in failure["error"] or "refused" in failure["error"].lower()
-    assert all(line["msg"] != "started" for line in lines)
 
 
 async def test_a_bad_setting_is_a_json_startup_failure_naming_it():
-    process = await _spawn("gateway", PORT="eighty", ENVIRONMENT="production")
-    async with asyncio.timeout(60):
-        output, errors = await process.communicate()
-    assert process.returncode == 1
-    assert errors == b""
-    [failure] = [json.loads(line) for line in output.splitlines()]
-    assert failure["msg"] == "startup failed"
+    [failure] = await _failed_start("gateway", PORT="eighty", ENVIRONMENT="production")
     assert failure["stage"] == "configuration"
     assert [detail["loc"] for detail in failure["details"]] == [["port"]]
     assert "exc" not in failure  # a configuration error needs no traceback
 
 
 async def test_a_missing_signing_key_in_production_is_a_json_startup_failure():
-    process = await _spawn("gateway", ENVIRONMENT="production", PORT=str(_free_port()))
-    async with asyncio.timeout(60):
-        output, errors = await process.communicate()
-    assert process.returncode == 1
-    assert errors == b""
-    [failure] = [json.loads(line) for line in output.splitlines()]
-    assert failure["msg"] == "startup failed"
+    [failure] = await _failed_start("gateway", ENVIRONMENT="production", PORT=str(_free_port()))
     assert failure["stage"] == "configuration"
     assert "JWT_PRIVATE_KEY" in failure["error"]
