@@ -296,7 +296,8 @@ def test_compose_builds_each_process_from_the_one_dockerfile_and_stops_it_gracef
     services = compose["services"]
     [user] = [s.arguments for s in dockerfile() if s.keyword == "USER"]
     uid, gid = user.split(":")
-    grace = CommonSettings().model_dump().get("shutdown_grace_s", 10.0)
+    grace = float(compose["x-service-env"]["SHUTDOWN_GRACE_S"])
+    assert grace == CommonSettings().shutdown_grace_s
     built = {}
     for name, service in services.items():
         if "build" not in service:

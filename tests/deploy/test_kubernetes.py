@@ -15,7 +15,6 @@ import pytest
 from chat_service.settings import ChatSettings
 from gateway.settings import GatewaySettings
 from meeting_service.settings import MeetingSettings
-from shared.settings import CommonSettings
 from tests.deploy.helpers import ROOT, dockerfile
 from tests.deploy.kustomize import build
 
@@ -159,7 +158,7 @@ def test_each_process_is_a_deployment_service_pdb_and_hpa_that_fit_together(vari
         # all before the kubelet's SIGKILL.
         pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
         assert pre_stop[0] == "sleep"
-        grace = CommonSettings().model_dump().get("shutdown_grace_s", 10.0)
+        grace = float(env["SHUTDOWN_GRACE_S"]["value"])
         assert spec["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + grace + 2
         # Every variable is one the process reads (no typo is silently ignored), and
         # DATABASE_URL is built from variables defined before it.
