@@ -17,7 +17,7 @@ from shared.openapi import Document
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 60.0
-OPERATIONAL = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+OPERATIONAL = ("/healthz", "/readyz", "/version", "/metrics", "/openapi.json", "/docs")
 
 
 class MergedDocs:

@@ -77,7 +77,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @endpoint(
-    "The running build's version", public=True, responses={200: VersionOut}, tags=("operations",)
+    "The running build's version",
+    public=True,
+    responses={200: VersionOut},
+    tags=("operations",),
+    database=False,
 )
 async def version(request: web.Request) -> web.Response:
     return json_model(
