@@ -73,7 +73,14 @@ def operations(document: dict):
             yield path, method, operation
 
 
-NO_DATABASE = {"/healthz", "/version", "/metrics", "/openapi.json", "/docs", "/.well-known/jwks.json"}
+NO_DATABASE = {
+    "/healthz",
+    "/version",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/.well-known/jwks.json",
+}
 
 
 async def test_every_operation_is_named_typed_and_documents_its_failures(documents):
