@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
+from shared.errors import CLIENT_CLOSED_REQUEST
 from shared.version import VERSION
 
 # A service names the route template it matched, for the gateway's metrics;
@@ -188,7 +189,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     except asyncio.CancelledError:
-        status = 499  # the client went away first (nginx's code for it)
+        status = CLIENT_CLOSED_REQUEST  # the client went away first
         raise
     finally:
         service, route = _labels(request, metrics)
