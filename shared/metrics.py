@@ -102,7 +102,11 @@ class HttpMetrics:
     def record(
         self, service: str, method: str, route: str, status: int, seconds: float | None
     ) -> None:
-        """Count a request; time it unless `seconds` is None (a WebSocket session)."""
+        """Count a request; time it unless `seconds` is None (a WebSocket session,
+        which gets no latency series at all)."""
+        if seconds is None:
+            self.requests.labels(service, method, route, str(status)).inc()
+            return
         key = (service, method, route, status)
         children = self._children.get(key)
         if children is None:
@@ -111,8 +115,7 @@ class HttpMetrics:
                 self.latency.labels(service, method, route),
             )
         children[0].inc()
-        if seconds is not None:
-            children[1].observe(seconds)
+        children[1].observe(seconds)
 
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)
