@@ -57,3 +57,12 @@ async def join_by_code(page: Page, code: str) -> None:
     form = page.get_by_role("form", name="Join with a code")
     await form.get_by_label("Meeting code or link").fill(code)
     await form.get_by_role("button", name="Join").click()
+
+
+async def ask_to_join_as_guest(page: Page, display_name: str, code: str) -> None:
+    """A guest asks to join a meeting with a waiting room, and is shown that they wait."""
+    await continue_as_guest(page, display_name, f"/app/#/meet/{code}")
+    await join_meeting(page, "Ask to join")
+    await expect(
+        page.get_by_role("heading", name="Waiting for the host to let you in")
+    ).to_be_visible()

@@ -7,7 +7,7 @@ from playwright.async_api import Locator, Page, expect
 
 from tests.e2e.conftest import Screenshot, Site
 from tests.e2e.pages import (
-    continue_as_guest,
+    ask_to_join_as_guest,
     join_by_code,
     join_meeting,
     register,
@@ -112,11 +112,7 @@ async def test_guest_waits_is_admitted_and_both_see_each_other(
     code = await start_meeting(ada, "Interview", waiting_room=True)
     await join_meeting(ada)
 
-    await continue_as_guest(gus, "Gus", f"/app/#/meet/{code}")
-    await join_meeting(gus, "Ask to join")
-    await expect(
-        gus.get_by_role("heading", name="Waiting for the host to let you in")
-    ).to_be_visible()
+    await ask_to_join_as_guest(gus, "Gus", code)
 
     await ada.get_by_role("button", name="Admit Gus").click()
     await expect(gus.get_by_role("button", name="Leave")).to_be_visible()

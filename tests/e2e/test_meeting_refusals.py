@@ -6,6 +6,7 @@ from playwright.async_api import expect
 
 from tests.e2e.conftest import Site
 from tests.e2e.pages import (
+    ask_to_join_as_guest,
     continue_as_guest,
     join_by_code,
     join_meeting,
@@ -80,11 +81,7 @@ async def test_a_guest_the_host_denies_is_told(site: Site) -> None:
     await register(ada, "ada", "Ada")
     code = await start_meeting(ada, "Board", waiting_room=True)
     await join_meeting(ada)
-    await continue_as_guest(gus, "Gus", f"/app/#/meet/{code}")
-    await join_meeting(gus, "Ask to join")
-    await expect(
-        gus.get_by_role("heading", name="Waiting for the host to let you in")
-    ).to_be_visible()
+    await ask_to_join_as_guest(gus, "Gus", code)
     await expect(ada.get_by_text("Gus is waiting to join")).to_be_visible()
     await ada.get_by_role("button", name="Deny Gus").click()
     await expect(gus.get_by_role("heading", name="The host did not let you in")).to_be_visible()
