@@ -13,7 +13,6 @@ import asyncpg
 from aiohttp import web
 
 from chat_service import store
-from chat_service.models import ChatMessage
 from shared.db import POOL_KEY, Conn
 from shared.realtime import Broadcaster, Ending, Event
 from shared.websockets import Stream, serve_websocket
@@ -30,10 +29,8 @@ class RoomEvents:
 
     def __init__(self, broadcaster: Broadcaster) -> None:
         self._broadcaster = broadcaster
-
-    async def message_sent(self, conn: Conn, message: ChatMessage) -> None:
-        event = {"message_id": message.message_id}
-        await self._broadcaster.publish(conn, topic_of(message.room_id), event)
+        # store.send_message notifies by itself: {"message_id": id} on the room's topic.
+        self.channel = broadcaster.channel
 
     async def member_left(self, conn: Conn, room_id: int, username: str) -> None:
         await self._broadcaster.publish(conn, topic_of(room_id), {"left": username})

@@ -11,6 +11,7 @@ import asyncpg
 
 from chat_service.models import ChatMessage, Member, MessageSent, PublicRoom, UserRoom
 from shared.db import Conn, advisory_lock_id
+from shared.realtime import notify_sql
 
 # Every public-room creation takes this transaction-scoped lock before counting,
 # so the count and the insert are one step for concurrent creators.
@@ -19,9 +20,10 @@ NO_UPPER_BOUND = 2**63 - 1
 
 
 class Events(Protocol):
-    """Told of each change inside its transaction, so listeners hear of it on commit."""
+    """Told of each change inside its transaction, so listeners hear of it on commit.
+    A message's notification is sent by the statement that stores it, on `channel`."""
 
-    async def message_sent(self, conn: Conn, message: ChatMessage) -> None: ...
+    channel: str
 
     async def member_left(self, conn: Conn, room_id: int, username: str) -> None: ...
 
@@ -268,39 +270,51 @@ async def require_member(conn: Conn | asyncpg.Pool, room_id: int, username: str)
         raise NotAMember
 
 
+# One statement, so one round trip and no explicit transaction: the room's row is
+# locked (FOR NO KEY UPDATE) before the message takes its id, and stays locked until
+# the statement's commit, so a room's messages commit in the order of their ids: a
+# client that saw id N (`after=N`) never misses a smaller id committed later.
+# Deleting the room waits; joining does not. The message is inserted only when the
+# sender is a member; `is_member` and the message's columns say which refusal, if any.
+# The topic is RoomEvents' topic_of(room_id).
+_SEND = (
+    "WITH room AS ("
+    " SELECT r.id, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id"
+    " AND m.username = $2) AS is_member"
+    " FROM rooms r WHERE r.id = $1 FOR NO KEY UPDATE OF r),"
+    " sent AS ("
+    " INSERT INTO room_messages (room_id, username, body)"
+    " SELECT room.id, $2, $3 FROM room WHERE room.is_member"
+    " RETURNING id, created_at{notify})"
+    " SELECT room.is_member, sent.id AS message_id, sent.created_at"
+    " FROM room LEFT JOIN sent ON true"
+)
+SEND_MESSAGE = _SEND.format(notify="")
+SEND_MESSAGE_AND_NOTIFY = _SEND.format(
+    notify=", " + notify_sql("$4", "room_id::text", "json_build_object('message_id', id)")
+)
+
+
 async def send_message(
-    conn: Conn, room_id: int, username: str, text: str, events: Events | None = None
+    conn: Conn | asyncpg.Pool,
+    room_id: int,
+    username: str,
+    text: str,
+    events: Events | None = None,
 ) -> MessageSent:
-    """Stores a member's message: its own transaction, or a savepoint in the caller's."""
-    async with conn.transaction():
-        # The room's row stays locked until commit, so a room's messages commit in
-        # the order of their ids: a client that saw id N (`after=N`) never misses a
-        # smaller id committed later. Deleting the room waits; joining does not.
-        is_member = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id"
-            " AND m.username = $2) FROM rooms r WHERE r.id = $1 FOR NO KEY UPDATE OF r",
-            room_id,
-            username,
-        )
-        if is_member is None:
-            raise RoomNotFound
-        if not is_member:
-            raise NotAMember
-        try:
-            row = await conn.fetchrow(
-                "INSERT INTO room_messages (room_id, username, body) VALUES ($1, $2, $3)"
-                " RETURNING id AS message_id, room_id, username, body AS message, created_at",
-                room_id,
-                username,
-                text,
-            )
-        except asyncpg.ForeignKeyViolationError:
-            raise RoomNotFound from None  # deleted while we were writing
-        assert row is not None
-        message = ChatMessage.model_validate(dict(row))
-        if events is not None:
-            await events.message_sent(conn, message)
-    return MessageSent(message="sent", message_id=message.message_id, created_at=message.created_at)
+    """Stores a member's message and, with `events`, tells the room's listeners on
+    commit: in one statement, atomic by itself or inside the caller's transaction."""
+    if events is None:
+        row = await conn.fetchrow(SEND_MESSAGE, room_id, username, text)
+    else:
+        row = await conn.fetchrow(SEND_MESSAGE_AND_NOTIFY, room_id, username, text, events.channel)
+    if row is None:
+        raise RoomNotFound
+    if not row["is_member"]:
+        raise NotAMember
+    return MessageSent.model_construct(
+        message="sent", message_id=row["message_id"], created_at=row["created_at"]
+    )
 
 
 # Along the primary key (room_id, id): see migrations/002_keysets.sql.

@@ -9,8 +9,9 @@ A handler that creates something runs its effect inside `once(request)`:
         created = await store.create(scope.conn, ...)
         return await scope.answer(json_model(created, 201))
 
-Without the header, that is a connection and a transaction. With it, the key is
-claimed in that transaction before the effect and given the answer after it, so
+Without the header, that is a connection, and the effect is atomic by itself (its
+own transaction, or a single statement). With it, a transaction: the key is
+claimed in it before the effect and given the answer after it, so
 the key, the effect and the answer commit together or not at all. Keys are per
 user; the same key with another method, path or body is a 422. Only successful
 answers are kept: a refused request changed nothing and is judged afresh on retry.
@@ -91,13 +92,17 @@ async def _replay(conn: Conn, user_id: str, key: str, request_hash: bytes) -> we
 
 @contextlib.asynccontextmanager
 async def once(request: web.Request) -> AsyncIterator[Scope]:
-    """A connection in a transaction, with the request's key claimed (or its first
-    answer ready in `replay`)."""
+    """A connection; with a key, in a transaction with the key claimed (or its first
+    answer ready in `replay`). Without one it is in no transaction: the effect makes
+    its own (or is one statement), and costs no BEGIN and COMMIT round trips."""
     key = key_of(request)
     request_hash = await fingerprint(request) if key is not None else b""
-    async with request.app[POOL_KEY].acquire() as conn, conn.transaction():
-        scope = Scope(conn)
-        if key is not None:
+    async with request.app[POOL_KEY].acquire() as conn:
+        if key is None:
+            yield Scope(conn)
+            return
+        async with conn.transaction():
+            scope = Scope(conn)
             user_id = identity_of(request).user_id
             while True:
                 if await idempotency_store.claim(conn, user_id, key, request_hash, TTL_S):
@@ -106,7 +111,7 @@ async def once(request: web.Request) -> AsyncIterator[Scope]:
                 scope.replay = await _replay(conn, user_id, key, request_hash)
                 if scope.replay is not None:
                     break
-        yield scope
+            yield scope
 
 
 async def _purge_every(app: web.Application, interval_s: float) -> None:

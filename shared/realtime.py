@@ -61,6 +61,14 @@ class Publisher(Protocol):
     async def publish(self, conn: Conn, topic: str, event: Event) -> None: ...
 
 
+def notify_sql(channel: str, topic: str, event: str) -> str:
+    """A `pg_notify` call sending what `Broadcaster.publish` sends, for a statement
+    that makes its change and publishes it in one round trip: `channel` is the
+    placeholder of the channel's name, `topic` a text expression, `event` a json
+    one (ids only: the payload must stay under MAX_PAYLOAD_BYTES)."""
+    return f"pg_notify({channel}, json_build_object('topic', {topic}, 'event', {event})::text)"
+
+
 _END: Event = {}
 
 

@@ -11,6 +11,7 @@ import aiohttp
 
 from chat_service import store
 from chat_service.events import RoomEvents, topic_of
+from shared.db import POOL_KEY
 from shared.realtime import REALTIME_KEY
 from tests.chat_service.helpers import (
     INVALID,
@@ -146,41 +147,35 @@ async def test_a_client_resumes_after_1012_without_losing_what_was_sent_meanwhil
         assert await receive_ids(ws, 1) == [live["message_id"]]
 
 
-async def test_a_rooms_messages_commit_in_id_order(service, auth, monkeypatch, db):
+async def test_a_rooms_messages_commit_in_id_order(service, auth, db):
     """A message whose transaction is slow to commit keeps the next one waiting, so
     a client that saw id N and asks `after=N` can never miss a smaller id that
-    commits later."""
+    commits later. (The slow one is sent inside a transaction left open, as an
+    Idempotency-Key request's is until its answer is stored.)"""
     room_id = await create_room(service, auth(), "General")
-    inside = asyncio.Event()
-    release = asyncio.Event()
-    announce = RoomEvents.message_sent
-
-    async def slow_commit(self: RoomEvents, conn: Any, message: Any) -> None:
-        await announce(self, conn, message)
-        if message.message == "slow":
-            inside.set()
-            await release.wait()
-
-    monkeypatch.setattr(RoomEvents, "message_sent", slow_commit)
-    slow = asyncio.ensure_future(send(service, auth(), room_id, "slow"))
-    await asyncio.wait_for(inside.wait(), TIMEOUT_S)
-    fast = asyncio.ensure_future(send(service, auth(), room_id, "fast"))
-    # "fast" either committed already (the bug) or waits on the room's lock.
-    async with asyncio.timeout(TIMEOUT_S):
-        while not fast.done():
-            waiting = await db.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if waiting:
-                break
-            await asyncio.sleep(0.01)
-    # What a client reading now sees, and the id it would resume from.
-    status, seen = await history(service, auth(), room_id, after=0)
-    assert status == 200
-    resume_from = max([m["message_id"] for m in seen["messages"]], default=0)
-    release.set()
-    assert (await slow)[0] == 201
+    broadcaster = service.server.app[REALTIME_KEY]
+    async with service.server.app[POOL_KEY].acquire() as conn:
+        slow = conn.transaction()
+        await slow.start()
+        try:
+            await store.send_message(conn, room_id, "alice", "slow", RoomEvents(broadcaster))
+            fast = asyncio.ensure_future(send(service, auth(), room_id, "fast"))
+            # "fast" either committed already (the bug) or waits on the room's lock.
+            async with asyncio.timeout(TIMEOUT_S):
+                while not fast.done():
+                    waiting = await db.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                    if waiting:
+                        break
+                    await asyncio.sleep(0.01)
+            # What a client reading now sees, and the id it would resume from.
+            status, seen = await history(service, auth(), room_id, after=0)
+            assert status == 200
+            resume_from = max([m["message_id"] for m in seen["messages"]], default=0)
+        finally:
+            await slow.commit()
     assert (await fast)[0] == 201
     status, rest = await history(service, auth(), room_id, after=resume_from)
     assert status == 200

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 
 from chat_service.app import create_app
+from chat_service.events import CHANNEL, topic_of
 from tests.chat_service.helpers import (
     INVALID,
     NOT_FOUND,
@@ -16,6 +19,7 @@ from tests.chat_service.helpers import (
     send,
 )
 
+TIMEOUT_S = 10  # an upper bound on delivery, not a pause
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 
 
@@ -127,6 +131,27 @@ async def test_one_private_rooms_member_cannot_see_into_another(api, auth):
 async def test_unknown_room(api, auth):
     assert await send(api, auth(), 4242, "hi") == (404, NOT_FOUND)
     assert await history(api, auth(), 4242) == (404, NOT_FOUND)
+
+
+async def test_only_a_stored_message_is_announced_and_as_publish_would(api, auth, db):
+    """The send is one statement that stores and notifies: each refusal stores
+    nothing and notifies nothing, and the notification a message gets is the payload
+    shared.realtime's publish sends for it."""
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await db.add_listener(CHANNEL, lambda *args: heard.put_nowait(args[-1]))
+    room_id = await create_room(api, auth("alice"), "General")
+    assert await send(api, auth("bob"), room_id, "not a member") == (403, NOT_IN_ROOM)
+    assert await send(api, auth("bob"), room_id + 1, "no such room") == (404, NOT_FOUND)
+    assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 0
+    status, sent = await send(api, auth("alice"), room_id, "hello")
+    assert status == 201
+    # Notifications arrive in commit order: had a refusal sent one, it would be first.
+    payload = await asyncio.wait_for(heard.get(), TIMEOUT_S)
+    assert json.loads(payload) == {
+        "topic": topic_of(room_id),
+        "event": {"message_id": sent["message_id"]},
+    }
+    assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 1
 
 
 async def test_send_invalid_fields(api, auth, db):
