@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -12,10 +11,11 @@ from gateway.cors import preflight_middleware, setup_cors
 from gateway.identity import ISSUER_KEY, JWKS_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, key_ring_of
 from gateway.observability import GATEWAY_METRICS_KEY, GatewayMetrics
-from gateway.proxy import BODY_LIMIT_KEY, POOL_SLOTS_KEY, POOL_WAIT_KEY, TIMEOUT_KEY, proxy_handler
+from gateway.proxy import BODY_LIMIT_KEY, POOLS_KEY, proxy_handler
 from gateway.purge import purge_task_ctx
 from gateway.settings import GatewaySettings
 from gateway.upstream import SESSION_KEY, Upstream
+from gateway.upstream_client import UpstreamPool
 from gateway.web_client import add_web_client
 from gateway.websocket_proxy import WS_SESSION_KEY, refused_upgrades
 from shared.app import base_app
@@ -51,19 +51,12 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     app[ISSUER_KEY] = issuer
     app[JWKS_KEY] = keys.jwks()
     app[BODY_LIMIT_KEY] = settings.max_body_bytes
-    app[TIMEOUT_KEY] = aiohttp.ClientTimeout(
-        total=None,
-        sock_connect=settings.upstream_connect_timeout_s,
-        sock_read=settings.upstream_timeout_s,
-    )
-    app[POOL_WAIT_KEY] = settings.upstream_pool_wait_s
     app.cleanup_ctx.append(passwords_ctx(settings))
     app.cleanup_ctx.append(dummy_hash_ctx)
     app.cleanup_ctx.append(purge_task_ctx)
-    app.cleanup_ctx.append(_upstream_session_ctx(settings))
-
     chat = Upstream("chat service", settings.chat_url.rstrip("/"), "chat")
     meeting = Upstream("meeting service", settings.meeting_url.rstrip("/"), "meeting")
+    app.cleanup_ctx.append(_upstream_session_ctx(settings, (chat, meeting)))
     # Reported by /readyz?upstreams; the gateway's own readiness is its database's.
     app[UPSTREAM_CHECKS_KEY] = {u.service: _upstream_ready(u) for u in (chat, meeting)}
     app[OPENAPI_EXTEND_KEY] = MergedDocs({"Chat": chat, "Meeting": meeting})
@@ -78,21 +71,35 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
 
 
 def _upstream_session_ctx(
-    settings: GatewaySettings,
+    settings: GatewaySettings, upstreams: tuple[Upstream, ...]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        connector = aiohttp.TCPConnector(limit=settings.upstream_pool_size, keepalive_timeout=30)
-        # No decompression: bodies pass through exactly as the service wrote them.
+        # The HTTP relay's pools; aiohttp's sessions for the rest (health checks,
+        # API documents, WebSockets), which are not on the hot path.
+        pools = {
+            upstream.service: UpstreamPool(
+                upstream.url,
+                size=settings.upstream_pool_size,
+                connect_timeout=settings.upstream_connect_timeout_s,
+                read_timeout=settings.upstream_timeout_s,
+                pool_wait=settings.upstream_pool_wait_s,
+            )
+            for upstream in upstreams
+        }
         async with (
-            aiohttp.ClientSession(connector=connector, auto_decompress=False) as session,
+            aiohttp.ClientSession(auto_decompress=False) as session,
             aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0), trace_configs=[refused_upgrades()]
             ) as websockets,
         ):
             app[SESSION_KEY] = session
-            app[POOL_SLOTS_KEY] = asyncio.Semaphore(settings.upstream_pool_size)
+            app[POOLS_KEY] = pools
             app[WS_SESSION_KEY] = websockets
-            yield
+            try:
+                yield
+            finally:
+                for pool in pools.values():
+                    await pool.close()
 
     return ctx
 

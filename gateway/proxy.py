@@ -1,11 +1,13 @@
 """The HTTP relay: /api/... to the chat service, /rooms... to the meeting
-service. Bodies flow through in chunks both ways, never decoded. WebSocket
-upgrades go to the WebSocket relay (gateway.websocket_proxy)."""
+service, through each one's pool of keep-alive connections
+(gateway.upstream_client). A body of a declared length (within the limit) goes
+up with the request head in one write; a chunked one streams through, counted
+against the limit. The answer comes back as it arrives: one of a known length
+that is all there leaves with its headers in one write. Bodies are never
+decoded. WebSocket upgrades go to the WebSocket relay (gateway.websocket_proxy)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,20 +16,23 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.observability import count_upstream_error, proxied_as
-from gateway.upstream import SESSION_KEY, Upstream, end_to_end, upstream_headers
+from gateway.upstream import Upstream, answer_headers, request_head
+from gateway.upstream_client import Busy, Exchange, ReadTimeout, UpstreamError, UpstreamPool
 from gateway.websocket_proxy import forward_websocket
 from shared.endpoints import endpoint
 from shared.errors import ApiError, client_gone
-from shared.metrics import ROUTE_HEADER
 
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
-TIMEOUT_KEY = web.AppKey("upstream_timeout", aiohttp.ClientTimeout)
 BODY_LIMIT_KEY = web.AppKey("body_limit", int)
-POOL_WAIT_KEY = web.AppKey("upstream_pool_wait_s", float)
-# As many as the connector's limit: a request holds one from sending to the last byte relayed.
-POOL_SLOTS_KEY = web.AppKey("upstream_pool_slots", asyncio.Semaphore)
+# Each service's pool of connections, by its metrics name ("chat", "meeting").
+POOLS_KEY = web.AppKey("upstream_pools", dict[str, UpstreamPool])
+# aiohttp's list: a request with one of these methods (and a body the relay still
+# holds) may go out again when a kept-alive connection turns out closed.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# Methods whose requests have a body even when it is empty.
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyTooLarge(Exception):
@@ -60,57 +65,81 @@ async def forward(request: web.Request, upstream: Upstream) -> web.StreamRespons
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await forward_websocket(request, upstream)
     limit = request.app[BODY_LIMIT_KEY]
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large()
-    body = LimitedBody(request.content, limit) if request.body_exists else None
-    async with upstream_slot(request, upstream):
-        return await _forward(request, upstream, body)
-
-
-@contextlib.asynccontextmanager
-async def upstream_slot(request: web.Request, upstream: Upstream) -> AsyncIterator[None]:
-    """One of the pool's connections for this request, or a 503 once the wait is
-    over: a full pool answers in bounded time instead of queueing without end."""
-    slots = request.app[POOL_SLOTS_KEY]
+    declared = request.content_length
+    body: bytes | LimitedBody | None = None
+    if declared is not None:
+        if declared > limit:
+            raise too_large()
+        # Read before a connection is taken: a slow client holds none meanwhile.
+        body = await request.read()
+    elif request.body_exists:
+        body = LimitedBody(request.content, limit)
+    elif request.method in WITH_BODY:
+        body = b""
+    pool = request.app[POOLS_KEY][upstream.service]
+    head = request_head(
+        request,
+        pool.authority,
+        len(body) if isinstance(body, bytes) else None,
+        chunked=isinstance(body, LimitedBody),
+    )
     try:
-        async with asyncio.timeout(request.app[POOL_WAIT_KEY]):
-            await slots.acquire()
-    except TimeoutError:
+        await pool.acquire()
+    except Busy:
         log.warning("upstream pool exhausted", extra={"upstream": upstream.name})
         raise ApiError(503, f"{upstream.name} busy", headers={"Retry-After": "1"}) from None
     try:
-        yield
+        exchange = await _send(request, upstream, pool, head, body)
+        try:
+            return await _relay(request, upstream, exchange)
+        finally:
+            exchange.finish()
     finally:
-        slots.release()
+        pool.release()
 
 
-async def _forward(
-    request: web.Request, upstream: Upstream, body: LimitedBody | None
-) -> web.StreamResponse:
-    session = request.app[SESSION_KEY]
+async def _send(
+    request: web.Request,
+    upstream: Upstream,
+    pool: UpstreamPool,
+    head: bytes,
+    body: bytes | LimitedBody | None,
+) -> Exchange:
+    """The request sent, and its answer's head received. A kept-alive connection
+    the service closed meanwhile fails before any answer: the request goes once
+    more, on a new connection, when sending it twice cannot do harm."""
+    data = body.chunks() if isinstance(body, LimitedBody) else body
+    retry = request.method in IDEMPOTENT and not isinstance(body, LimitedBody)
+    head_only = request.method == "HEAD"
     try:
-        async with session.request(
-            request.method,
-            upstream.url + request.rel_url.raw_path_qs,
-            headers=upstream_headers(request),
-            data=body.chunks() if body else None,
-            allow_redirects=False,
-            timeout=request.app[TIMEOUT_KEY],
-            skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
-        ) as answer:
-            proxied_as(request, upstream.service, answer.headers.get(ROUTE_HEADER))
-            return await _relay(request, answer)
-    except aiohttp.ConnectionTimeoutError:
-        raise ApiError(502, f"{upstream.name} unavailable") from None
-    except TimeoutError:
+        exchange = await pool.connection()
+        try:
+            await exchange.send(head, data, head_only=head_only)
+        except UpstreamError as exc:
+            exchange.finish()
+            if not retry or isinstance(exc, ReadTimeout) or not exchange.reused:
+                raise
+            if exchange.received:
+                raise
+            exchange = await pool.connect()
+            try:
+                await exchange.send(head, data, head_only=head_only)
+            except BaseException:
+                exchange.finish()
+                raise
+        except BaseException:
+            exchange.finish()
+            raise
+    except ReadTimeout:
         raise ApiError(504, f"{upstream.name} timed out") from None
-    except (aiohttp.ClientError, BodyTooLarge) as exc:
-        if body is not None and body.exceeded:
+    except (UpstreamError, aiohttp.ClientError, BodyTooLarge) as exc:
+        if isinstance(body, LimitedBody) and body.exceeded:
             raise too_large() from None
         if client_gone(request):
             raise  # the client hung up mid-body: not the upstream's fault
         log.warning("upstream failed", extra={"upstream": upstream.name, "error": repr(exc)})
         raise ApiError(502, f"{upstream.name} unavailable") from None
+    return exchange
 
 
 class FixedLengthResponse(web.StreamResponse):
@@ -122,21 +151,35 @@ class FixedLengthResponse(web.StreamResponse):
     _send_headers_immediately = False
 
 
-async def _relay(request: web.Request, answer: aiohttp.ClientResponse) -> web.StreamResponse:
-    kind = FixedLengthResponse if answer.content_length is not None else web.StreamResponse
-    response = kind(status=answer.status, reason=answer.reason)
-    response.headers.extend(end_to_end(answer.headers))
-    response.headers.popall("X-Request-ID", None)
-    response.headers.popall(ROUTE_HEADER, None)
-    if answer.status == 426:
+async def _relay(
+    request: web.Request, upstream: Upstream, exchange: Exchange
+) -> web.StreamResponse:
+    headers, route = answer_headers(exchange.headers)
+    proxied_as(request, upstream.service, route)
+    if exchange.complete and "Content-Length" not in headers and _has_body(request, exchange):
+        # All there already (it came chunked): the client gets it with its length.
+        headers["Content-Length"] = str(exchange.buffered)
+    fixed = "Content-Length" in headers
+    kind = FixedLengthResponse if fixed else web.StreamResponse
+    response = kind(status=exchange.status, reason=exchange.reason.decode("latin-1"))
+    response.headers.extend(headers)
+    if exchange.status == 426:
         # Upgrade is hop-by-hop, but this hop too needs the client to upgrade.
-        response.headers["Upgrade"] = answer.headers.get("Upgrade", "websocket")
+        for name, value in exchange.headers:
+            if name.lower() == b"upgrade":
+                response.headers["Upgrade"] = value.decode("latin-1")
+                break
+        else:
+            response.headers["Upgrade"] = "websocket"
         response.headers["Connection"] = "Upgrade"
     await response.prepare(request)
     try:
-        async for chunk in answer.content.iter_any():
+        if exchange.complete:
+            await response.write_eof(exchange.take())
+            return response
+        while chunk := await exchange.next_chunk():
             await response.write(chunk)
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (UpstreamError, aiohttp.ClientError, ConnectionError) as exc:
         # Too late for an error status: cut the connection so the client sees a short body.
         log.warning("upstream failed mid-response", extra={"error": repr(exc)})
         response.force_close()
@@ -145,6 +188,10 @@ async def _relay(request: web.Request, answer: aiohttp.ClientResponse) -> web.St
         return response
     await response.write_eof()
     return response
+
+
+def _has_body(request: web.Request, exchange: Exchange) -> bool:
+    return request.method != "HEAD" and exchange.status not in (204, 304)
 
 
 def proxy_handler(upstream: Upstream, *, public: bool = False) -> Handler:

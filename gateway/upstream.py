@@ -1,6 +1,8 @@
 """What the gateway sends upstream: which service, and which of the client's
-headers go along (hop-by-hop and identity headers never do). Shared by the
-HTTP relay (gateway.proxy) and the WebSocket relay (gateway.websocket_proxy)."""
+headers go along (hop-by-hop and identity headers never do); and which of the
+service's headers come back. Shared by the HTTP relay (gateway.proxy), which
+writes its request heads as bytes, and the WebSocket relay
+(gateway.websocket_proxy), which hands aiohttp a header dict."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from shared.forwarded import forwarded_chain, forwarded_scheme_and_host
+from shared.metrics import ROUTE_HEADER
+from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import request_id_of
 
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
@@ -58,6 +62,10 @@ class Upstream:
 SESSION_KEY = web.AppKey("upstream_session", aiohttp.ClientSession)
 
 
+def _identity(lowered: str) -> bool:
+    return lowered in IDENTITY_HEADERS or lowered.startswith(IDENTITY_HEADER_PREFIXES)
+
+
 def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
     return {
         token.strip().lower()
@@ -75,11 +83,7 @@ def upstream_headers(request: web.Request, *, websocket: bool = False) -> CIMult
     headers = end_to_end(request.headers)
     for name in list(headers):
         lowered = name.lower()
-        if (
-            lowered in IDENTITY_HEADERS
-            or lowered.startswith(IDENTITY_HEADER_PREFIXES)
-            or (websocket and lowered in WEBSOCKET_HANDSHAKE)
-        ):
+        if _identity(lowered) or (websocket and lowered in WEBSOCKET_HANDSHAKE):
             del headers[name]
     # The chain this gateway vouches for (client, trusted proxies, its peer); what
     # the client wrote left of it is dropped.
@@ -87,3 +91,92 @@ def upstream_headers(request: web.Request, *, websocket: bool = False) -> CIMult
     headers["X-Forwarded-Proto"], headers["X-Forwarded-Host"] = forwarded_scheme_and_host(request)
     headers["X-Request-ID"] = request_id_of(request)
     return headers
+
+
+# The HTTP relay frames its requests itself (Content-Length, or chunked), and has
+# answered an `Expect: 100-continue` already: the client's framing stays behind.
+_NOT_RELAYED = HOP_BY_HOP | {"content-length", "expect"}
+# A verdict per header name as it was spelled, so that a request's headers are
+# judged by one dict lookup each; bounded, since clients choose the names.
+_verdicts: dict[bytes, bool] = {}
+_MAX_VERDICTS = 1024
+
+
+def _relayed(name: bytes) -> bool:
+    verdict = _verdicts.get(name)
+    if verdict is None:
+        lowered = name.decode("latin-1").lower()
+        verdict = not (lowered in _NOT_RELAYED or _identity(lowered))
+        if len(_verdicts) < _MAX_VERDICTS:
+            _verdicts[name] = verdict
+    return verdict
+
+
+def _encoded(value: str) -> bytes:
+    return value.encode("utf-8", "surrogateescape")
+
+
+def request_head(
+    request: web.Request, authority: bytes, body_length: int | None, *, chunked: bool = False
+) -> bytes:
+    """The request line and headers the service gets, as bytes: the client's
+    end-to-end headers as it wrote them, then the gateway's own. The body is
+    `body_length` bytes, or `chunked`, or none at all."""
+    tokens = _connection_tokens(request.headers) if "Connection" in request.headers else None
+    scheme, host = forwarded_scheme_and_host(request)
+    parts = [
+        b"%s %s HTTP/1.1\r\nHost: %s\r\n"
+        % (request.method.encode(), _encoded(request.rel_url.raw_path_qs), authority)
+    ]
+    for name, value in request.raw_headers:
+        if _relayed(name) and not (tokens and name.decode("latin-1").lower() in tokens):
+            parts.append(b"%s: %s\r\n" % (name, value))
+    parts.append(
+        b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %s\r\n"
+        b"X-Request-ID: %s\r\n"
+        % (
+            _encoded(", ".join(forwarded_chain(request))),
+            _encoded(scheme),
+            _encoded(host),
+            _encoded(request_id_of(request)),
+        )
+    )
+    if chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n\r\n")
+    elif body_length is not None:
+        parts.append(b"Content-Length: %d\r\n\r\n" % body_length)
+    else:
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+_ROUTE = ROUTE_HEADER.lower().encode()
+# Dropped from every answer: the gateway sets its own request id, and the route
+# template is for the gateway's metrics only.
+_NOT_RETURNED = frozenset(
+    {name.encode() for name in HOP_BY_HOP} | {REQUEST_ID_HEADER.lower().encode(), _ROUTE}
+)
+
+
+def _decoded(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
+
+
+def answer_headers(raw: list[tuple[bytes, bytes]]) -> tuple[CIMultiDict[str], str | None]:
+    """The service's end-to-end headers for the client, and the route template it named."""
+    lowered = [name.lower() for name, _ in raw]
+    tokens = {
+        token.strip().lower().encode()
+        for name, (_, value) in zip(lowered, raw, strict=True)
+        if name == b"connection"
+        for token in _decoded(value).split(",")
+    }
+    headers: CIMultiDict[str] = CIMultiDict()
+    route = None
+    for name, (spelled, value) in zip(lowered, raw, strict=True):
+        if name in _NOT_RETURNED or name in tokens:
+            if name == _ROUTE:
+                route = _decoded(value)
+            continue
+        headers.add(_decoded(spelled), _decoded(value))
+    return headers, route
