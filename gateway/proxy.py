@@ -21,6 +21,7 @@ from gateway.upstream_client import Busy, Exchange, ReadTimeout, UpstreamError, 
 from gateway.websocket_proxy import forward_websocket
 from shared.endpoints import endpoint
 from shared.errors import ApiError, client_gone
+from shared.logs import LOGGED_UPSTREAM_KEY
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,9 @@ async def _relay(
 ) -> web.StreamResponse:
     headers, route = answer_headers(exchange.headers)
     proxied_as(request, upstream.service, route)
+    # The service logged this request (same X-Request-ID, its user and the client's
+    # address); the gateway's own line would say it again.
+    request[LOGGED_UPSTREAM_KEY] = upstream.service
     if exchange.complete and "Content-Length" not in headers and _has_body(request, exchange):
         # All there already (it came chunked): the client gets it with its length.
         headers["Content-Length"] = str(exchange.buffered)

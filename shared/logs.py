@@ -168,6 +168,9 @@ def configure_logging(service: str, level: str = "INFO", stream: TextIO | None =
 
 # Where the auth middleware leaves the caller's user id, for the request line.
 USER_ID_KEY = web.RequestKey("log_user_id", str)
+# Set on a request whose answer another process gave and logged (the gateway's
+# HTTP relay: the service's line has the same request id): no line here.
+LOGGED_UPSTREAM_KEY = web.RequestKey("logged_upstream", str)
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -175,6 +178,8 @@ class AccessLogger(AbstractAccessLogger):
     time (to the microsecond), and the caller's user id when the request carried a token."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if LOGGED_UPSTREAM_KEY in request:
+            return
         self.logger.info(
             "request",
             extra={
