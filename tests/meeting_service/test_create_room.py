@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
+import string
 
 import pytest
 
+from meeting_service.room_codes import new_room_code
+from shared.ids import base_n, new_id
 from tests.conftest import bearer
 from tests.meeting_service.conftest import CODE, ID, TIMESTAMP, create_room
 
@@ -217,3 +221,19 @@ async def test_simultaneous_creates_get_distinct_codes(make_service, make_token,
     assert len(set(codes)) == 8
     assert codes.count("xyz-xyz-xyz") == 1
     assert await db.fetchval("SELECT count(DISTINCT code) FROM meeting.rooms") == 8
+
+
+def test_ids_and_codes_use_every_character_in_every_position():
+    """One random draw per id (or code), spelt out in its alphabet: every position
+    takes every character, and the ends of the range are the alphabet's ends."""
+    ids = [new_id() for _ in range(10_000)]
+    assert all(re.fullmatch(r"c[0-9a-z]{24}", i) for i in ids)
+    for position in range(1, 25):
+        assert {i[position] for i in ids} == set(string.digits + string.ascii_lowercase)
+    codes = [new_room_code() for _ in range(5_000)]
+    assert all(CODE.match(code) for code in codes)
+    for position in (0, 1, 2, 4, 5, 6, 8, 9, 10):
+        assert {code[position] for code in codes} == set(string.ascii_lowercase)
+    assert base_n(0, "ab", 3) == "aaa"
+    assert base_n(2**3 - 1, "ab", 3) == "bbb"
+    assert base_n(6, "0123456789", 3) == "006"
