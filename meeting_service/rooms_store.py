@@ -7,8 +7,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from meeting_service.models import CreateRoomBody, PublicRoom, PublicSettings, Room, RoomDetail
 from meeting_service.refusals import Refusal, Refused
 from meeting_service.room_codes import MAX_ATTEMPTS, CodeGenerator
@@ -30,59 +28,50 @@ from shared.auth import Identity
 from shared.ids import new_id
 from shared.realtime import Publisher
 
-CODE_CONSTRAINT = "rooms_code_key"
-
 # --- rooms ---------------------------------------------------------------------------
+
+
+# One statement, atomic by itself (no BEGIN and COMMIT round trips) or inside the
+# caller's transaction (Idempotency-Key): the room, and its host in it from the start
+# (counting toward capacity). A code already taken, by a committed room or by a
+# concurrent create that then commits, inserts nothing: no row, and the next attempt
+# draws again. No error either, so the caller's transaction stays usable.
+CREATE_ROOM = (
+    "WITH room AS ("
+    " INSERT INTO rooms (id, code, name, host_id, host_display_name, host_avatar_url,"
+    " settings_id, waiting_room, max_participants)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    " ON CONFLICT (code) DO NOTHING"
+    f" RETURNING {ROOM_COLUMNS}),"
+    " host AS ("
+    " INSERT INTO participants (id, room_id, user_id, display_name, avatar_url, is_host,"
+    " is_guest, status, ever_joined, joined_at)"
+    " SELECT $10, id, host_id, host_display_name, host_avatar_url, true, false, 'joined',"
+    " true, created_at FROM room)"
+    f" SELECT {ROOM_COLUMNS} FROM room"
+)
 
 
 async def create_room(
     conn: Connection, who: Identity, body: CreateRoomBody, generate_code: CodeGenerator
 ) -> Room:
-    """Each attempt is its own transaction (a savepoint in the caller's): a code taken
-    by a concurrent create surfaces as a unique violation on commit order, and the
-    next attempt draws again."""
+    """A room with a unique code, drawn again (up to MAX_ATTEMPTS) while taken."""
     for _ in range(MAX_ATTEMPTS):
-        try:
-            async with conn.transaction():
-                row = await conn.fetchrow(
-                    """
-                    INSERT INTO rooms (id, code, name, host_id, host_display_name,
-                                       host_avatar_url, settings_id, waiting_room,
-                                       max_participants)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                    RETURNING """
-                    + ROOM_COLUMNS,
-                    new_id(),
-                    generate_code(),
-                    body.name,
-                    who.user_id,
-                    who.display_name,
-                    who.avatar_url,
-                    new_id(),
-                    body.waiting_room,
-                    body.max_participants,
-                )
-                assert row is not None
-                # The host is in the room from the start and counts toward capacity.
-                await conn.execute(
-                    """
-                    INSERT INTO participants (id, room_id, user_id, display_name, avatar_url,
-                                              is_host, is_guest, status, ever_joined,
-                                              joined_at)
-                    VALUES ($1, $2, $3, $4, $5, true, false, 'joined', true, $6)
-                    """,
-                    new_id(),
-                    row["id"],
-                    who.user_id,
-                    who.display_name,
-                    who.avatar_url,
-                    row["created_at"],
-                )
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name != CODE_CONSTRAINT:
-                raise
-            continue
-        return Room(**room_fields(row))
+        row = await conn.fetchrow(
+            CREATE_ROOM,
+            new_id(),
+            generate_code(),
+            body.name,
+            who.user_id,
+            who.display_name,
+            who.avatar_url,
+            new_id(),
+            body.waiting_room,
+            body.max_participants,
+            new_id(),
+        )
+        if row is not None:
+            return Room(**room_fields(row))
     raise Refused(Refusal.CODES_EXHAUSTED)
 
 

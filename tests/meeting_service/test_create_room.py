@@ -198,6 +198,27 @@ async def test_a_collision_draws_again(make_service, make_token):
     assert (await create_room(client, make_token()))["code"] == "bbb-bbb-bbb"
 
 
+async def test_a_collision_inside_an_idempotent_request_draws_again(make_service, make_token, db):
+    """With an Idempotency-Key the create runs inside the key's transaction: a taken
+    code must not abort it, and the retry gets the same room."""
+    sequence = iter(["aaa-aaa-aaa", "aaa-aaa-aaa", "bbb-bbb-bbb"])
+    client = await make_service(code_generator=lambda: next(sequence))
+    assert (await create_room(client, make_token()))["code"] == "aaa-aaa-aaa"
+    headers = {**bearer(make_token()), "Idempotency-Key": "once"}
+    first = await client.post("/rooms", json={"name": "Second"}, headers=headers)
+    assert first.status == 201
+    room = await first.json()
+    assert room["code"] == "bbb-bbb-bbb"
+    again = await client.post("/rooms", json={"name": "Second"}, headers=headers)
+    assert (again.status, await again.json()) == (201, room)
+    assert await db.fetchval("SELECT count(*) FROM meeting.rooms") == 2
+    host = await db.fetchrow(
+        "SELECT user_id, is_host, status FROM meeting.participants WHERE room_id = $1",
+        room["id"],
+    )
+    assert dict(host) == {"user_id": room["hostId"], "is_host": True, "status": "joined"}
+
+
 async def test_simultaneous_creates_get_distinct_codes(make_service, make_token, db):
     """Every create first draws the same code, so they race for it in Postgres."""
     fresh = (f"{a}{a}{a}-{b}{b}{b}-zzz" for a, b in itertools.product("abcdefgh", repeat=2))
