@@ -29,6 +29,8 @@ from typing import Any
 
 import asyncpg
 
+from chat_service.events import CHANNEL
+from chat_service.store import SEND_MESSAGE_AND_NOTIFY
 from meeting_service.store import ROOM_COLUMNS
 from shared.db import migrate
 from shared.embedded_pg import EmbeddedPostgres
@@ -69,16 +71,15 @@ VALUES ('c' || md5(random()::text), :r_id, '{user_id}', 'bench', NULL, true, fal
         true, :r_created_at);
 COMMIT;
 """
-SEND_MESSAGE_SQL = """\
-BEGIN;
-SELECT r.is_private, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id
-       AND m.username = 'bench') AS is_member FROM rooms r WHERE r.id = {room_id};
-INSERT INTO room_messages (room_id, username, body) VALUES ({room_id}, 'bench', 'hello from wrk')
-RETURNING id AS message_id, room_id, username, body AS message, created_at \\gset
-SELECT pg_notify('chat_events', '{{"topic":"{room_id}","event":{{"message_id":' || :message_id
-       || '}}}}');
-COMMIT;
-"""
+
+
+def send_message_sql() -> str:
+    """The very statement the chat service sends (chat_service.store), its parameters
+    pgbench's variables: one statement, its own transaction."""
+    sql = SEND_MESSAGE_AND_NOTIFY
+    for number, name in enumerate(("room_id", "username", "body", "channel"), 1):
+        sql = sql.replace(f"${number}", f":{name}")
+    return sql + ";\n"
 
 
 class System:
@@ -258,7 +259,13 @@ def run_all(system: System, tmp: Path) -> list[dict[str, float]]:
     create_sql = tmp / "create.sql"
     create_sql.write_text(CREATE_ROOM_SQL.format(user_id=user_id, columns=ROOM_COLUMNS))
     send_sql = tmp / "send.sql"
-    send_sql.write_text(SEND_MESSAGE_SQL.format(room_id=rooms["bench"]))
+    send_sql.write_text(send_message_sql())
+    send_values = {
+        "room_id": str(rooms["bench"]),
+        "username": "bench",
+        "body": "hello from wrk",
+        "channel": CHANNEL,
+    }
 
     def history(room: int) -> str:
         return f"/api/get_room_messages?room_id={room}&limit=50"
@@ -292,7 +299,12 @@ def run_all(system: System, tmp: Path) -> list[dict[str, float]]:
             f"{gw}/api/send_room_message", duration=DURATION, token=token, script=send
         ).rps
         r["send_tps"] = pgbench(
-            system.dsn, send_sql, duration_s=SECONDS, clients=PGBENCH_CLIENTS, schema="chat"
+            system.dsn,
+            send_sql,
+            duration_s=SECONDS,
+            clients=PGBENCH_CLIENTS,
+            schema="chat",
+            variables=send_values,
         )
 
     def origin(r: dict[str, float]) -> None:

@@ -122,8 +122,17 @@ def wrk_script(path: Path, method: str, body: str) -> Path:
     return path
 
 
-def pgbench(dsn: str, script: Path, *, duration_s: int, clients: int, schema: str) -> float:
-    """Transactions per second of `script`, prepared statements like asyncpg's."""
+def pgbench(
+    dsn: str,
+    script: Path,
+    *,
+    duration_s: int,
+    clients: int,
+    schema: str,
+    variables: dict[str, str] | None = None,
+) -> float:
+    """Transactions per second of `script`, prepared statements like asyncpg's; its
+    `:name`s are `variables`, sent as parameters as asyncpg sends them."""
     env = {**os.environ, "PGOPTIONS": f"-c search_path={schema}"}
     done = subprocess.run(
         [
@@ -134,6 +143,7 @@ def pgbench(dsn: str, script: Path, *, duration_s: int, clients: int, schema: st
             f"-c{clients}",
             "-j1",
             f"-T{duration_s}",
+            *(f"-D{name}={value}" for name, value in (variables or {}).items()),
             "-f",
             str(script),
             dsn,
