@@ -31,7 +31,7 @@ import asyncpg
 
 from chat_service.events import CHANNEL
 from chat_service.store import SEND_MESSAGE_AND_NOTIFY
-from meeting_service.store import ROOM_COLUMNS
+from meeting_service.rooms_store import CREATE_ROOM
 from shared.db import migrate
 from shared.embedded_pg import EmbeddedPostgres
 from tests.bench_tools import (
@@ -56,21 +56,23 @@ URL = {name: f"http://127.0.0.1:{port}" for name, port in PORT.items()}
 CHAT_MIGRATIONS = Path(__file__).parent.parent / "chat_service" / "migrations"
 PASSWORD = "bench-password"
 
-CREATE_ROOM_SQL = """\
-BEGIN;
-INSERT INTO rooms (id, code, name, host_id, host_display_name, host_avatar_url, settings_id,
-                   waiting_room, max_participants)
-VALUES ('c' || md5(random()::text),
-        (SELECT substr(x, 1, 3) || '-' || substr(x, 4, 3) || '-' || substr(x, 7, 3)
-         FROM (SELECT translate(md5(random()::text), '0123456789', 'ghijklmnop') AS x) s),
-        'bench', '{user_id}', 'bench', NULL, 'c' || md5(random()::text), false, 50)
-RETURNING {columns} \\gset r_
-INSERT INTO participants (id, room_id, user_id, display_name, avatar_url, is_host, is_guest,
-                          status, ever_joined, joined_at)
-VALUES ('c' || md5(random()::text), :r_id, '{user_id}', 'bench', NULL, true, false, 'joined',
-        true, :r_created_at);
-COMMIT;
-"""
+# A new id and a new code per transaction, as the service draws them.
+NEW_ID = "('c' || substr(md5(random()::text), 1, 24))"
+NEW_CODE = (
+    "(SELECT substr(x, 1, 3) || '-' || substr(x, 4, 3) || '-' || substr(x, 7, 3)"
+    " FROM (SELECT translate(md5(random()::text), '0123456789', 'ghijklmnop') AS x) s)"
+)
+
+
+def create_room_sql() -> str:
+    """The very statement the meeting service sends for POST /rooms (its rooms_store),
+    the drawn ids and code made in SQL, the rest pgbench's variables."""
+    values = [NEW_ID, NEW_CODE, ":name", ":user_id", ":display_name", "NULL", NEW_ID]
+    values += ["false", "50", NEW_ID]
+    sql = CREATE_ROOM
+    for number in range(len(values), 0, -1):  # $10 before $1
+        sql = sql.replace(f"${number}", values[number - 1])
+    return sql + ";\n"
 
 
 def send_message_sql() -> str:
@@ -257,7 +259,8 @@ def run_all(system: System, tmp: Path) -> list[dict[str, float]]:
         tmp / "login.lua", "POST", json.dumps({"username": "bench", "password": PASSWORD})
     )
     create_sql = tmp / "create.sql"
-    create_sql.write_text(CREATE_ROOM_SQL.format(user_id=user_id, columns=ROOM_COLUMNS))
+    create_sql.write_text(create_room_sql())
+    create_values = {"name": "bench", "user_id": user_id, "display_name": "bench"}
     send_sql = tmp / "send.sql"
     send_sql.write_text(send_message_sql())
     send_values = {
@@ -293,7 +296,12 @@ def run_all(system: System, tmp: Path) -> list[dict[str, float]]:
     def writes(r: dict[str, float]) -> None:
         r["create_rps"] = wrk(f"{gw}/rooms", duration=DURATION, token=token, script=create).rps
         r["create_tps"] = pgbench(
-            system.dsn, create_sql, duration_s=SECONDS, clients=PGBENCH_CLIENTS, schema="meeting"
+            system.dsn,
+            create_sql,
+            duration_s=SECONDS,
+            clients=PGBENCH_CLIENTS,
+            schema="meeting",
+            variables=create_values,
         )
         r["send_rps"] = wrk(
             f"{gw}/api/send_room_message", duration=DURATION, token=token, script=send
