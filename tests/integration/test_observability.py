@@ -6,6 +6,7 @@ import logging
 import queue
 import random
 import re
+import time
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -157,3 +158,65 @@ def test_request_durations_keep_sub_millisecond_precision():
         logger.removeHandler(handler)
     [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert line["duration_ms"] == 0.123
+
+
+def test_the_access_record_is_what_logger_info_makes():
+    logger = logging.getLogger("test.access.record")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    srcfile = logging._srcfile
+    logging._srcfile = None  # as configure_logging sets it: no caller lookup
+    try:
+        request = make_mocked_request("GET", "/healthz?access_token=secret")
+        response = web.Response(status=204, headers={"X-Request-ID": "trace-7"})
+        before = time.time()
+        AccessLogger(logger, "").log(request, response, 0.002)
+        after = time.time()
+        fields = {
+            "request_id": "trace-7",
+            "method": "GET",
+            "path": "/healthz",
+            "status": 204,
+            "duration_ms": 2.0,
+            "remote": "unknown",  # a mocked request has no peer
+            "user_id": None,
+        }
+        logger.info("request", extra=fields)
+        logger.setLevel(logging.WARNING)
+        AccessLogger(logger, "").log(request, response, 0.002)
+    finally:
+        logging._srcfile = srcfile
+        logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+    fast, usual = records
+    assert before <= fast.created <= after
+    assert fast.msecs == int((fast.created - int(fast.created)) * 1000)
+    since = (fast.created - usual.created) * 1000
+    assert abs(fast.relativeCreated - usual.relativeCreated - since) < 1e-3
+    assert fast.getMessage() == "request"
+    moments = {"created", "msecs", "relativeCreated"}
+    assert {k: v for k, v in vars(fast).items() if k not in moments} == {
+        k: v for k, v in vars(usual).items() if k not in moments
+    }
+    assert list(vars(fast)) == list(vars(usual))
+
+
+def test_a_simple_queue_handoff_is_bounded_too():
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    handoff = Handoff(records, limit=2)
+    logger = logging.getLogger("chat.flood.simple")
+    logger.addHandler(handoff)
+    logger.propagate = False
+    try:
+        for i in range(4):
+            logger.warning("line %d", i)
+    finally:
+        logger.removeHandler(handoff)
+        logger.propagate = True
+    assert handoff.dropped == 2
+    assert [records.get_nowait().msg for _ in range(records.qsize())] == ["line 0", "line 1"]
