@@ -85,7 +85,8 @@ async def forward(request: web.Request, upstream: Upstream) -> web.StreamRespons
         chunked=isinstance(body, LimitedBody),
     )
     try:
-        await pool.acquire()
+        if not pool.take():
+            await pool.wait()
     except Busy:
         log.warning("upstream pool exhausted", extra={"upstream": upstream.name})
         raise ApiError(503, f"{upstream.name} busy", headers={"Retry-After": "1"}) from None

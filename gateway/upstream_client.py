@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
 from collections.abc import AsyncIterable
 from typing import cast
 
@@ -61,7 +62,6 @@ class Exchange(asyncio.Protocol):
         self.error: BaseException | None = None
         self._interim = False
         self._waiter: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._progress = 0.0
         self._paused = False
         self._write_ready: asyncio.Future[None] | None = None
@@ -145,7 +145,6 @@ class Exchange(asyncio.Protocol):
             self._interim = False
             return
         self.complete = True
-        self._stop_timer()
         self._wake()
 
     # The request
@@ -160,7 +159,7 @@ class Exchange(asyncio.Protocol):
         self.active = True
         self.head_only = head_only
         self._progress = self.loop.time()
-        self._timer = self.loop.call_at(self._progress + self.pool.read_timeout, self._check)
+        self.pool.watch()
         if body is None:
             transport.write(head)
         elif isinstance(body, bytes):
@@ -192,6 +191,7 @@ class Exchange(asyncio.Protocol):
         self.buffered = 0
         if self._paused and self.transport is not None and not self.lost:
             self._paused = False
+            self._progress = self.loop.time()  # the read timeout counts from here
             self.transport.resume_reading()
         return data
 
@@ -206,7 +206,6 @@ class Exchange(asyncio.Protocol):
     def finish(self) -> None:
         """The request is over: the connection goes back to the pool if its answer
         was read to the end and it may be kept alive; otherwise it is closed."""
-        self._stop_timer()
         if (
             self.complete
             and self.keep_alive
@@ -222,7 +221,6 @@ class Exchange(asyncio.Protocol):
 
     def close(self) -> None:
         """Closes the connection; one whose answer was not read through is cut."""
-        self._stop_timer()
         if self.transport is not None and not self.lost:
             if self.active and not self.complete:
                 self.transport.abort()
@@ -269,28 +267,23 @@ class Exchange(asyncio.Protocol):
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
-        self._stop_timer()
         if self.transport is not None and not self.lost:
             self.transport.abort()
         self._wake()
 
-    def _check(self) -> None:
-        """The read timer: it fires once per timeout, and fails the request only if
-        nothing arrived (and nothing was sent) since the one before."""
-        self._timer = None
-        now = self.loop.time()
-        due = self._progress + self.pool.read_timeout
-        if self._paused:  # the client is slow, not the service
-            due = now + self.pool.read_timeout
-        if now >= due:
-            self._fail(ReadTimeout("the service did not answer in time"))
-        else:
-            self._timer = self.loop.call_at(due, self._check)
+    def overdue(self, now: float) -> bool:
+        """Waiting on the service, which sent nothing (and was sent nothing) for
+        longer than the read timeout. Not while reading is paused: then the
+        client is slow, not the service."""
+        return (
+            self.active
+            and not self.complete
+            and not self._paused
+            and now - self._progress >= self.pool.read_timeout
+        )
 
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def timed_out(self) -> None:
+        self._fail(ReadTimeout("the service did not answer in time"))
 
 
 class UpstreamPool:
@@ -322,24 +315,60 @@ class UpstreamPool:
         self.pool_wait = pool_wait
         self.buffer_limit = buffer_limit
         self.loop = asyncio.get_running_loop()
-        self._slots = asyncio.Semaphore(size)
+        self._free = size
+        self._waiting: deque[asyncio.Future[None]] = deque()
         self._idle: list[Exchange] = []
         self._busy: set[Exchange] = set()
+        self._watch: asyncio.TimerHandle | None = None
         self.closed = False
 
-    async def acquire(self) -> None:
-        """A place among the `size` requests in flight, or Busy once the wait is over."""
-        if not self._slots.locked():
-            await self._slots.acquire()  # returns at once: no timer needed
-            return
+    def take(self) -> bool:
+        """A place among the `size` requests in flight if one is free (no await)."""
+        if self._free > 0:
+            self._free -= 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """A place among the `size` requests in flight, once one is released; Busy
+        when none was within the wait."""
+        place = self.loop.create_future()
+        self._waiting.append(place)
         try:
             async with asyncio.timeout(self.pool_wait):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise Busy() from None
+                await place
+        except BaseException as exc:
+            if place.done() and not place.cancelled():
+                self.release()  # handed over just as the wait ended: passed on
+            else:
+                place.cancel()
+            if isinstance(exc, TimeoutError):
+                raise Busy() from None
+            raise
 
     def release(self) -> None:
-        self._slots.release()
+        """The place goes to the longest waiting request, if any, else is free."""
+        while self._waiting:
+            place = self._waiting.popleft()
+            if not place.done():
+                place.set_result(None)
+                return
+        self._free += 1
+
+    def watch(self) -> None:
+        """Read timeouts: one timer for the pool rather than one per request. It
+        looks every tenth of the timeout while requests are in flight, so a stalled
+        request fails between 1 and 1.1 read timeouts after the service's last byte."""
+        if self._watch is None:
+            self._watch = self.loop.call_later(self.read_timeout / 10, self._look)
+
+    def _look(self) -> None:
+        self._watch = None
+        now = self.loop.time()
+        for exchange in [e for e in self._busy if e.overdue(now)]:
+            exchange.timed_out()
+        if self._busy:
+            self.watch()
 
     async def connection(self) -> Exchange:
         """An idle connection (the most recently used), or a new one."""
@@ -381,6 +410,9 @@ class UpstreamPool:
     async def close(self) -> None:
         """Closes the idle connections, and those in use as their requests end."""
         self.closed = True
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         for exchange in (*self._idle, *self._busy):
             exchange.close()
         self._idle.clear()
