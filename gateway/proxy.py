@@ -156,18 +156,19 @@ class FixedLengthResponse(web.StreamResponse):
 async def _relay(
     request: web.Request, upstream: Upstream, exchange: Exchange
 ) -> web.StreamResponse:
-    headers, route = answer_headers(exchange.headers)
+    headers, route, fixed = answer_headers(exchange.headers)
     proxied_as(request, upstream.service, route)
     # The service logged this request (same X-Request-ID, its user and the client's
     # address); the gateway's own line would say it again.
     request[LOGGED_UPSTREAM_KEY] = upstream.service
-    if exchange.complete and "Content-Length" not in headers and _has_body(request, exchange):
+    if exchange.complete and not fixed and _has_body(request, exchange):
         # All there already (it came chunked): the client gets it with its length.
-        headers["Content-Length"] = str(exchange.buffered)
-    fixed = "Content-Length" in headers
+        headers.append(("Content-Length", str(exchange.buffered)))
+        fixed = True
     kind = FixedLengthResponse if fixed else web.StreamResponse
-    response = kind(status=exchange.status, reason=exchange.reason.decode("latin-1"))
-    response.headers.extend(headers)
+    response = kind(
+        status=exchange.status, reason=exchange.reason.decode("latin-1"), headers=headers
+    )
     if exchange.status == 426:
         # Upgrade is hop-by-hop, but this hop too needs the client to upgrade.
         for name, value in exchange.headers:

@@ -151,32 +151,56 @@ def request_head(
 
 
 _ROUTE = ROUTE_HEADER.lower().encode()
-# Dropped from every answer: the gateway sets its own request id, and the route
-# template is for the gateway's metrics only.
+# Dropped from every answer: the gateway sets its own request id and its own CORS
+# headers (gateway.cors), and the route template is for the gateway's metrics only.
 _NOT_RETURNED = frozenset(
-    {name.encode() for name in HOP_BY_HOP} | {REQUEST_ID_HEADER.lower().encode(), _ROUTE}
+    {name.encode() for name in HOP_BY_HOP}
+    | {
+        REQUEST_ID_HEADER.lower().encode(),
+        _ROUTE,
+        b"access-control-allow-origin",
+        b"access-control-expose-headers",
+    }
 )
+# A header name as the service spelled it: lowered, and as text. Bounded.
+_names: dict[bytes, tuple[bytes, str]] = {}
 
 
 def _decoded(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
-def answer_headers(raw: list[tuple[bytes, bytes]]) -> tuple[CIMultiDict[str], str | None]:
-    """The service's end-to-end headers for the client, and the route template it named."""
-    lowered = [name.lower() for name, _ in raw]
-    tokens = {
-        token.strip().lower().encode()
-        for name, (_, value) in zip(lowered, raw, strict=True)
-        if name == b"connection"
-        for token in _decoded(value).split(",")
-    }
-    headers: CIMultiDict[str] = CIMultiDict()
+def _name(spelled: bytes) -> tuple[bytes, str]:
+    known = _names.get(spelled)
+    if known is None:
+        known = (spelled.lower(), _decoded(spelled))
+        if len(_names) < _MAX_VERDICTS:
+            _names[spelled] = known
+    return known
+
+
+def answer_headers(
+    raw: list[tuple[bytes, bytes]],
+) -> tuple[list[tuple[str, str]], str | None, bool]:
+    """The service's end-to-end headers for the client, the route template it named,
+    and whether they give the body's length."""
+    headers: list[tuple[str, str]] = []
+    kept: list[bytes] = []
     route = None
-    for name, (spelled, value) in zip(lowered, raw, strict=True):
-        if name in _NOT_RETURNED or name in tokens:
-            if name == _ROUTE:
+    connection: list[bytes] = []
+    for spelled, value in raw:
+        lowered, name = _name(spelled)
+        if lowered in _NOT_RETURNED:
+            if lowered == _ROUTE:
                 route = _decoded(value)
+            elif lowered == b"connection":
+                connection.append(value)
             continue
-        headers.add(_decoded(spelled), _decoded(value))
-    return headers, route
+        headers.append((name, _decoded(value)))
+        kept.append(lowered)
+    if connection:  # and the headers it names, meant for this hop alone
+        tokens = {t.strip().lower().encode() for v in connection for t in _decoded(v).split(",")}
+        pairs = zip(headers, kept, strict=True)
+        headers = [pair for pair, lowered in pairs if lowered not in tokens]
+        kept = [lowered for lowered in kept if lowered not in tokens]
+    return headers, route, b"content-length" in kept
