@@ -181,6 +181,11 @@ class Broadcaster:
         except (ValueError, KeyError, TypeError):
             log.warning("malformed notification dropped", extra={"channel": channel})
             return
+        if topic not in self._topics:
+            # Nobody here listens to it: it was committed before any subscription
+            # that may yet come (which reads what it missed from the history), so
+            # it costs this replica nothing more, and takes no room in the inbox.
+            return
         try:
             self._inbox.put_nowait((self._generation, topic, event))
         except asyncio.QueueFull:

@@ -143,6 +143,31 @@ async def test_an_overflowing_inbox_ends_the_topics_streams_with_1012(
         assert (await calm.receive_json(timeout=TIMEOUT_S))["message_id"] == sent["message_id"]
 
 
+async def test_events_of_a_topic_nobody_here_follows_take_no_room_in_the_inbox(
+    aiohttp_client, chat_settings, auth, database_url, caplog
+):
+    """Every replica hears every room's events: those of rooms it has no listener
+    for are dropped on arrival, so a burst of them cannot overflow the inbox."""
+    settings = chat_settings.model_copy(update={"realtime_inbox_size": 2})
+    service = await aiohttp_client(create_app(settings))
+    broadcaster = service.server.app[REALTIME_KEY]
+    general = await create_room(service, auth("alice"), "General")
+    other = await create_room(service, auth("alice"), "Other")
+    with broadcaster.subscribe(topic_of(other)) as followed:
+        conn = await asyncpg.connect(database_url)
+        try:
+            async with conn.transaction():
+                for n in range(5):
+                    await broadcaster.publish(conn, topic_of(general), {"message_id": -n})
+                await broadcaster.publish(conn, topic_of(other), {"room_deleted": True})
+        finally:
+            await conn.close()
+        event = await asyncio.wait_for(anext(followed), TIMEOUT_S)
+        assert event == {"room_deleted": True}
+        assert followed.ending is None
+    assert "realtime inbox full" not in caplog.text
+
+
 async def test_a_leave_committed_right_after_the_membership_check_ends_the_stream(
     service, auth, monkeypatch
 ):
