@@ -63,6 +63,32 @@ class RoomForJoin:
     is_member: bool
 
 
+# A public room: under PUBLIC_ROOMS_LOCK, taken by the statement before (this one's
+# snapshot then sees every room committed by the creator it waited for). A taken name
+# is the more useful answer than a full quota, so it is told first; the unique index
+# still decides races with private creations. The room is inserted, with its creator
+# as first member, only when neither refuses.
+CREATE_PUBLIC_ROOM = (
+    "WITH taken AS ("
+    " SELECT EXISTS (SELECT 1 FROM rooms WHERE lower(btrim(name)) = lower(btrim($1))) AS taken),"
+    " public AS (SELECT count(*) AS rooms FROM rooms WHERE NOT is_private),"
+    " room AS ("
+    " INSERT INTO rooms (name, is_private, password_hash, creator)"
+    " SELECT $1, false, NULL, $2 FROM taken, public"
+    " WHERE NOT taken.taken AND public.rooms < $3 RETURNING id),"
+    " member AS (INSERT INTO room_members (room_id, username) SELECT id, $2 FROM room)"
+    " SELECT taken.taken, room.id AS room_id FROM taken LEFT JOIN room ON true"
+)
+# A private room: no quota, so one statement, atomic by itself.
+CREATE_PRIVATE_ROOM = (
+    "WITH room AS ("
+    " INSERT INTO rooms (name, is_private, password_hash, creator)"
+    " VALUES ($1, true, $3, $2) RETURNING id),"
+    " member AS (INSERT INTO room_members (room_id, username) SELECT id, $2 FROM room)"
+    " SELECT id FROM room"
+)
+
+
 async def create_room(
     conn: Conn,
     *,
@@ -72,35 +98,23 @@ async def create_room(
     max_public_rooms: int,
 ) -> int:
     """A new room with its creator as first member; private when it has a password hash.
-    Its own transaction, or a savepoint in the caller's (Idempotency-Key)."""
-    async with conn.transaction():
-        if password_hash is None:
+    Atomic by itself, or inside the caller's transaction (Idempotency-Key)."""
+    try:
+        if password_hash is not None:
+            private_id: int = await conn.fetchval(CREATE_PRIVATE_ROOM, name, creator, password_hash)
+            return private_id
+        async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", PUBLIC_ROOMS_LOCK)
-            # A taken name is the more useful answer than a full quota, so it goes first;
-            # the unique index below still decides races with private creations.
-            if await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM rooms WHERE lower(btrim(name)) = lower(btrim($1)))",
-                name,
-            ):
-                raise RoomNameTaken
-            public = await conn.fetchval("SELECT count(*) FROM rooms WHERE NOT is_private")
-            if public >= max_public_rooms:
-                raise PublicRoomQuotaReached
-        try:
-            room_id: int = await conn.fetchval(
-                "INSERT INTO rooms (name, is_private, password_hash, creator)"
-                " VALUES ($1, $2, $3, $4) RETURNING id",
-                name,
-                password_hash is not None,
-                password_hash,
-                creator,
-            )
-        except asyncpg.UniqueViolationError:
-            raise RoomNameTaken from None
-        await conn.execute(
-            "INSERT INTO room_members (room_id, username) VALUES ($1, $2)", room_id, creator
-        )
-        return room_id
+            row = await conn.fetchrow(CREATE_PUBLIC_ROOM, name, creator, max_public_rooms)
+    except asyncpg.UniqueViolationError:
+        raise RoomNameTaken from None
+    assert row is not None
+    if row["taken"]:
+        raise RoomNameTaken
+    if row["room_id"] is None:
+        raise PublicRoomQuotaReached
+    room_id: int = row["room_id"]
+    return room_id
 
 
 async def public_rooms(pool: asyncpg.Pool, username: str) -> list[PublicRoom]:

@@ -171,6 +171,7 @@ async def test_room_already_exists(api, auth, db, first, second):
     assert (await call(api, "POST", PATH, auth("alice"), json=first))[0] == 201
     assert await call(api, "POST", PATH, auth("bob"), json=second) == (400, NAME_TAKEN)
     assert await db.fetchval("SELECT count(*) FROM chat.rooms") == 1
+    assert await db.fetchval("SELECT username FROM chat.room_members") == "alice"
 
 
 async def test_five_public_rooms_at_most_and_private_rooms_are_never_limited(api, auth, db):
@@ -185,6 +186,15 @@ async def test_five_public_rooms_at_most_and_private_rooms_are_never_limited(api
         await create_room(api, auth("bob"), f"private {n}", password="pw")
     assert await db.fetchval("SELECT count(*) FROM chat.rooms WHERE NOT is_private") == 5
     assert await db.fetchval("SELECT count(*) FROM chat.rooms WHERE is_private") == 7
+    # Each room has its creator as its one member; the refusals left nothing behind.
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM chat.rooms r JOIN chat.room_members m"
+            " ON m.room_id = r.id AND m.username = r.creator"
+        )
+        == 12
+    )
+    assert await db.fetchval("SELECT count(*) FROM chat.room_members") == 12
 
 
 async def test_unauthorized(api, auth, make_token, db):
