@@ -73,8 +73,8 @@ class Exchange(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if not self.active:
-            # Bytes nobody asked for, on an idle connection: it cannot be trusted.
+        if not self.active or self.complete:
+            # Bytes nobody asked for (idle, or after the answer): it cannot be trusted.
             self._fail(UpstreamError("unsolicited bytes from the service"))
             return
         self._progress = self.loop.time()
@@ -111,6 +111,10 @@ class Exchange(asyncio.Protocol):
         self._write_ready = None
 
     # httptools' callbacks
+
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second answer to one request
+            raise UpstreamError("unsolicited answer from the service")
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
@@ -249,6 +253,8 @@ class Exchange(asyncio.Protocol):
         self.status, self.reason, self.headers = 0, b"", []
 
     async def _wait(self) -> None:
+        """Until the protocol has news; the caller looks at what it waits for first,
+        so that a failure after it arrived (junk after the answer) does not count."""
         if self.error is not None:
             raise self.error
         waiter = self._waiter = self.loop.create_future()
@@ -256,8 +262,6 @@ class Exchange(asyncio.Protocol):
             await waiter
         finally:
             self._waiter = None
-        if self.error is not None:
-            raise self.error
 
     def _wake(self) -> None:
         waiter = self._waiter

@@ -327,3 +327,32 @@ async def test_the_pool_closes_its_connections_at_cleanup(gateway_factory, raw_u
     assert (r.status, await r.read()) == (200, b"ok")
     await via.close()
     await asyncio.wait_for(closed.wait(), TIMEOUT_S)
+
+
+async def test_bytes_after_the_answer_make_the_connection_unusable(
+    gateway_factory, raw_upstream, make_token
+):
+    """A service that answers twice (or sends junk after its answer) is never
+    believed for the next request: that one goes on a new connection."""
+    connections = 0
+
+    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        n = connections
+        while True:
+            try:
+                await read_head(reader)
+            except asyncio.IncompleteReadError:
+                return
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n%d!" % n
+            writer.write(answer + b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+
+    via = await gateway_factory(await raw_upstream(twice))
+    headers = bearer(make_token())
+    r = await via.get("/api/one", headers=headers)
+    assert (r.status, await r.read()) == (200, b"1!")
+    r = await via.get("/api/two", headers=headers)
+    assert (r.status, await r.read()) == (200, b"2!")
+    assert connections == 2
