@@ -43,7 +43,9 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         schema="gateway",
         migrations=MIGRATIONS,
         verifier=verifier,
-        pre_auth_middlewares=[preflight_middleware],
+        # Preflights are the gateway's to answer only for the origins it lists; with
+        # none, an OPTIONS request is routed like any other, so no middleware is needed.
+        pre_auth_middlewares=[preflight_middleware] if settings.cors_allowed_origins else [],
     )
     setup_cors(app, settings.cors_allowed_origins)
     app[SETTINGS_KEY] = settings
