@@ -19,7 +19,7 @@ from pydantic import (
 from shared.json_schema import INTEGRAL
 from shared.passwords import MAX_PASSWORD_BYTES
 from shared.text import readable_name, storable
-from shared.timefmt import Timestamp
+from shared.timefmt import Timestamp, TimestampText
 
 MAX_ROOM_NAME = 100
 MAX_MESSAGE = 4000
@@ -247,7 +247,8 @@ class ChatMessage(BaseModel):
     room_id: int
     username: str
     message: str
-    created_at: Timestamp
+    # Read with chat_service.store.MESSAGE_COLUMNS, written by the database.
+    created_at: TimestampText
 
 
 class MessagePage(BaseModel):

@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Protocol
 
 import asyncpg
+from pydantic import TypeAdapter
 
 from chat_service.models import ChatMessage, Member, MessageSent, PublicRoom, UserRoom
 from shared.db import Conn, advisory_lock_id
 from shared.realtime import notify_sql
+from shared.timefmt import iso_ms_sql
 
 # Every public-room creation takes this transaction-scoped lock before counting,
 # so the count and the insert are one step for concurrent creators.
@@ -331,11 +333,30 @@ async def send_message(
     return MessageSent(message="sent", message_id=row["message_id"], created_at=row["created_at"])
 
 
-# Along the primary key (room_id, id): see migrations/002_keysets.sql.
-MESSAGES_PAGE = (
-    "SELECT id AS message_id, room_id, username, body AS message, created_at"
-    " FROM room_messages WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+# A message as the history shows it; created_at in the API's form already.
+MESSAGE_COLUMNS = (
+    "id AS message_id, room_id, username, body AS message,"
+    f" {iso_ms_sql('created_at')} AS created_at"
 )
+# Along the primary key (room_id, id): see migrations/002_keysets.sql.
+# (Built from this module's constants only, hence the noqa.)
+MESSAGES_PAGE = (
+    f"SELECT {MESSAGE_COLUMNS} FROM room_messages"  # noqa: S608
+    " WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+)
+# Along the primary key (room_id, id), forwards.
+MESSAGES_NEWER = (
+    f"SELECT {MESSAGE_COLUMNS} FROM room_messages"  # noqa: S608
+    " WHERE room_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+)
+MESSAGE_BY_ID = f"SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE id = $1"  # noqa: S608
+
+# Rows of our own database, checked in one call rather than a call per row.
+_MESSAGES = TypeAdapter(list[ChatMessage])
+
+
+def _messages(rows: list[asyncpg.Record]) -> list[ChatMessage]:
+    return _MESSAGES.validate_python([dict(row) for row in rows])
 
 
 async def messages_page(
@@ -351,7 +372,7 @@ async def messages_page(
             before if before is not None else NO_UPPER_BOUND,
             limit + 1,
         )
-    messages = [ChatMessage.model_validate(dict(row)) for row in rows[:limit]]
+    messages = _messages(rows[:limit])
     return messages, (messages[-1].message_id if len(rows) > limit else None)
 
 
@@ -367,30 +388,11 @@ async def messages_after(
     return messages[:limit], (messages[limit - 1].message_id if more else None)
 
 
-# Along the primary key (room_id, id), forwards.
-MESSAGES_NEWER = (
-    "SELECT id AS message_id, room_id, username, body AS message, created_at"
-    " FROM room_messages WHERE room_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-)
-
-
 async def messages_newer(
     pool: Conn | asyncpg.Pool, room_id: int, *, after: int, limit: int
 ) -> list[ChatMessage]:
     """Up to `limit` of the room's messages newer than `after`, oldest first."""
-    rows = await pool.fetch(
-        MESSAGES_NEWER,
-        room_id,
-        after,
-        limit,
-    )
-    return [ChatMessage.model_validate(dict(row)) for row in rows]
-
-
-MESSAGE_BY_ID = (
-    "SELECT id AS message_id, room_id, username, body AS message, created_at"
-    " FROM room_messages WHERE id = $1"
-)
+    return _messages(await pool.fetch(MESSAGES_NEWER, room_id, after, limit))
 
 
 async def message_by_id(pool: asyncpg.Pool, message_id: int) -> ChatMessage | None:
