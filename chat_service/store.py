@@ -338,17 +338,21 @@ MESSAGE_COLUMNS = (
     "id AS message_id, room_id, username, body AS message,"
     f" {iso_ms_sql('created_at')} AS created_at"
 )
-# Along the primary key (room_id, id): see migrations/002_keysets.sql.
+# Pages of a room's messages along the primary key (room_id, id): see
+# migrations/002_keysets.sql. Backwards from $2 (exclusive) or forwards from it.
 # (Built from this module's constants only, hence the noqa.)
-MESSAGES_PAGE = (
+_PAGE = (
     f"SELECT {MESSAGE_COLUMNS} FROM room_messages"  # noqa: S608
-    " WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+    " WHERE room_id = $1 AND id {direction} $2{member} ORDER BY id{order} LIMIT $3"
 )
-# Along the primary key (room_id, id), forwards.
-MESSAGES_NEWER = (
-    f"SELECT {MESSAGE_COLUMNS} FROM room_messages"  # noqa: S608
-    " WHERE room_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-)
+# Only for a member ($4): an uncorrelated EXISTS, so Postgres checks it once (an
+# InitPlan) before the scan, and a member's page is one round trip. No rows is
+# then an empty page, a non-member or no room: only that case asks which.
+_MEMBER = " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = $1 AND m.username = $4)"
+MESSAGES_PAGE = _PAGE.format(direction="<", member="", order=" DESC")
+MESSAGES_NEWER = _PAGE.format(direction=">", member="", order="")
+MEMBER_MESSAGES_PAGE = _PAGE.format(direction="<", member=_MEMBER, order=" DESC")
+MEMBER_MESSAGES_NEWER = _PAGE.format(direction=">", member=_MEMBER, order="")
 MESSAGE_BY_ID = f"SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE id = $1"  # noqa: S608
 
 # Rows of our own database, checked in one call rather than a call per row.
@@ -359,21 +363,24 @@ def _messages(rows: list[asyncpg.Record]) -> list[ChatMessage]:
     return _MESSAGES.validate_python([dict(row) for row in rows])
 
 
+async def _member_page(
+    pool: asyncpg.Pool, statement: str, room_id: int, username: str, bound: int, fetch: int
+) -> list[ChatMessage]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(statement, room_id, bound, fetch, username)
+        if not rows:
+            await require_member(conn, room_id, username)
+    return _messages(rows)
+
+
 async def messages_page(
     pool: asyncpg.Pool, room_id: int, username: str, *, limit: int, before: int | None
 ) -> tuple[list[ChatMessage], int | None]:
     """A member's page of a room's history, newest first, and the id to page on from."""
-    # One checkout for both statements: the pool's own bookkeeping, once.
-    async with pool.acquire() as conn:
-        await require_member(conn, room_id, username)
-        rows = await conn.fetch(
-            MESSAGES_PAGE,
-            room_id,
-            before if before is not None else NO_UPPER_BOUND,
-            limit + 1,
-        )
-    messages = _messages(rows[:limit])
-    return messages, (messages[-1].message_id if len(rows) > limit else None)
+    bound = before if before is not None else NO_UPPER_BOUND
+    messages = await _member_page(pool, MEMBER_MESSAGES_PAGE, room_id, username, bound, limit + 1)
+    more = len(messages) > limit
+    return messages[:limit], (messages[limit - 1].message_id if more else None)
 
 
 async def messages_after(
@@ -381,9 +388,7 @@ async def messages_after(
 ) -> tuple[list[ChatMessage], int | None]:
     """A member's messages newer than `after`, oldest first, and the id to page on
     from while there are more."""
-    async with pool.acquire() as conn:
-        await require_member(conn, room_id, username)
-        messages = await messages_newer(conn, room_id, after=after, limit=limit + 1)
+    messages = await _member_page(pool, MEMBER_MESSAGES_NEWER, room_id, username, after, limit + 1)
     more = len(messages) > limit
     return messages[:limit], (messages[limit - 1].message_id if more else None)
 

@@ -72,6 +72,15 @@ def assert_keyset(plan: dict[str, Any], table: str, index: str, *columns: str) -
     assert not [n for n in nodes(plan) if n["Node Type"] in ("Sort", "Incremental Sort")], plan
 
 
+def assert_checked_once(plan: dict[str, Any]) -> None:
+    """The membership is an InitPlan: looked up once, along room_members' key, before
+    the scan starts (a one-time filter), never per message."""
+    [check] = [n for n in nodes(plan) if n.get("Relation Name") == "room_members"]
+    assert check["Parent Relationship"] == "InitPlan", plan
+    assert check["Node Type"] in ("Index Scan", "Index Only Scan"), check
+    assert any("One-Time Filter" in n for n in nodes(plan)), plan
+
+
 async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
     quiet = await new_room(chat, "quiet")
     busy = await new_room(chat, "busy")
@@ -89,15 +98,29 @@ async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
         busy,
     )
     await chat.execute("RESET session_replication_role")
+    await chat.execute(
+        "INSERT INTO room_members (room_id, username) VALUES ($1, 'alice'), ($2, 'alice')",
+        quiet,
+        busy,
+    )
     await chat.execute("ANALYZE room_messages")
     for mode in MODES:
         for room in (quiet, busy):
             for before in (store.NO_UPPER_BOUND, 500):
                 plan = await explain(chat, store.MESSAGES_PAGE, (room, before, 51), mode)
                 assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
+                # A member's page: the same scan, after a membership check run once.
+                plan = await explain(
+                    chat, store.MEMBER_MESSAGES_PAGE, (room, before, 51, "alice"), mode
+                )
+                assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
+                assert_checked_once(plan)
             # `after`: the same key, forwards.
             plan = await explain(chat, store.MESSAGES_NEWER, (room, 500, 51), mode)
             assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
+            plan = await explain(chat, store.MEMBER_MESSAGES_NEWER, (room, 500, 51, "alice"), mode)
+            assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
+            assert_checked_once(plan)
         # What it costs: a handful of pages, none of the other room's million rows.
         plan = await explain(
             chat, store.MESSAGES_PAGE, (quiet, store.NO_UPPER_BOUND, 51), mode, analyze=True
