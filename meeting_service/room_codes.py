@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-import secrets
 import string
 from collections.abc import Callable
 
-from shared.ids import base_n
+from shared.ids import RandomText
 
 CODE_PATTERN = re.compile(r"^[a-z]{3}-[a-z]{3}-[a-z]{3}$")
 MAX_ATTEMPTS = 10
-_CODES = 26**9
+_LETTERS = RandomText(string.ascii_lowercase, 9)
 
 # A source of candidate codes; the app takes one so tests can force collisions.
 CodeGenerator = Callable[[], str]
@@ -20,7 +19,7 @@ CodeGenerator = Callable[[], str]
 def new_room_code() -> str:
     """26**9 (about 5.4e12) codes; `secrets` so codes cannot be predicted from earlier
     ones, drawn once for the whole code."""
-    letters = base_n(secrets.randbelow(_CODES), string.ascii_lowercase, 9)
+    letters = _LETTERS()
     return f"{letters[:3]}-{letters[3:6]}-{letters[6:]}"
 
 
