@@ -3,7 +3,6 @@ never a traceback. The code comes from the one table in shared.error_codes."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -151,22 +150,30 @@ def error_response(
     return web.json_response(body, status=status, headers=headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
+def answer_for(request: web.Request, exc: Exception) -> web.Response | None:
+    """The JSON answer for what a handler raised; None for an HTTPException that is
+    no error (a redirect), which is raised on for aiohttp to send."""
+    if isinstance(exc, ApiError):
         return error_response(exc.status, exc.message, details=exc.details, headers=exc.headers)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            return None
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         message = _HTTP_MESSAGES.get(exc.status, exc.reason.lower())
         return error_response(exc.status, message, headers=headers)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        return fault_response(request, exc)
+    return fault_response(request, exc)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`answer_for` as a middleware of its own (base_app folds it into its one)."""
+    try:
+        return await handler(request)
+    except Exception as exc:  # CancelledError is no Exception: it goes on up
+        answer = answer_for(request, exc)
+        if answer is None:
+            raise
+        return answer
 
 
 def fault_response(request: web.Request, exc: Exception) -> web.Response:

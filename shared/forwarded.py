@@ -12,14 +12,14 @@ import ipaddress
 from collections.abc import Sequence
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# The trusted part of the chain, client first, ending with the peer. Absent when
-# the peer is not a trusted proxy (or sent no header): then the peer is the client.
-CHAIN_KEY = web.RequestKey("forwarded_chain", tuple[str, ...])
+# The trusted part of the chain, client first, ending with the peer. None (or absent,
+# before the request middleware ran) when the peer is not a trusted proxy or sent
+# no header: then the peer is the client.
+CHAIN_KEY: web.RequestKey[tuple[str, ...] | None] = web.RequestKey("forwarded_chain")
 INVALID_FORWARDED_FOR = "invalid X-Forwarded-For header"
 
 
@@ -63,31 +63,26 @@ def resolve_chain(
     return tuple(chain)
 
 
-def client_address_middleware(trusted: Sequence[Network]) -> Middleware:
-    # Imported here: shared.logs reads the address, and shared.errors imports the logs.
-    from shared.errors import ApiError
+def resolve_client(request: web.Request, trusted: Sequence[Network]) -> None:
+    """Sets CHAIN_KEY for the request (base_app's request middleware calls it first
+    thing); 400 for an X-Forwarded-For entry that is not an address, where it counts."""
+    chain = None
+    if trusted:
+        try:
+            chain = resolve_chain(
+                request.remote, request.headers.getall("X-Forwarded-For", ()), trusted
+            )
+        except ValueError:
+            # Imported here: shared.logs reads the address, and shared.errors imports the logs.
+            from shared.errors import ApiError
 
-    trusted = tuple(trusted)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if trusted:
-            try:
-                chain = resolve_chain(
-                    request.remote, request.headers.getall("X-Forwarded-For", ()), trusted
-                )
-            except ValueError:
-                raise ApiError(400, INVALID_FORWARDED_FOR) from None
-            if chain is not None:
-                request[CHAIN_KEY] = chain
-        return await handler(request)
-
-    return middleware
+            raise ApiError(400, INVALID_FORWARDED_FOR) from None
+    request[CHAIN_KEY] = chain
 
 
 def forwarded_chain(request: web.BaseRequest) -> tuple[str, ...]:
     """What this process vouches for: the client, the trusted proxies, the peer."""
-    chain: tuple[str, ...] | None = request.get(CHAIN_KEY)
+    chain = request.get(CHAIN_KEY)
     return chain if chain is not None else (request.remote or "unknown",)
 
 
@@ -104,7 +99,7 @@ def forwarded_scheme_and_host(request: web.BaseRequest) -> tuple[str, str]:
     """The scheme and host the client asked for: as the trusted proxy in front says
     (its X-Forwarded-Proto / -Host, the last value), or as this process saw them."""
     scheme, host = request.scheme, request.host
-    if CHAIN_KEY in request:  # the peer is a trusted proxy
+    if request.get(CHAIN_KEY) is not None:  # the peer is a trusted proxy
         proto = _last(request, "X-Forwarded-Proto")
         if proto is not None and proto.lower() in ("http", "https"):
             scheme = proto.lower()

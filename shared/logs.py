@@ -195,7 +195,8 @@ def configure_logging(service: str, level: str = "INFO", stream: TextIO | None =
 
 
 # Where the auth middleware leaves the caller's user id, for the request line.
-USER_ID_KEY = web.RequestKey("log_user_id", str)
+# None until then (the request middleware sets it first).
+USER_ID_KEY: web.RequestKey[str | None] = web.RequestKey("log_user_id")
 # Set on a request whose answer another process gave and logged (the gateway's
 # HTTP relay: the service's line has the same request id): no line here.
 LOGGED_UPSTREAM_KEY = web.RequestKey("logged_upstream", str)

@@ -1,7 +1,7 @@
 """Prometheus metrics.
 
-Per request the middleware does one label lookup and one observe (plus an
-int kept in Python for the in-flight count); everything else (the database
+Per request base_app's request middleware does one label lookup and one
+observe (plus an int kept in Python for the in-flight count); everything else (the database
 pool, open WebSockets, in-flight requests, the process) is read when
 Prometheus scrapes, by collectors, so it costs nothing on the hot path.
 
@@ -13,13 +13,11 @@ the service's own route template, read from the ROUTE_HEADER it answers with.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -36,16 +34,16 @@ from prometheus_client.registry import Collector
 
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
-from shared.errors import CLIENT_CLOSED_REQUEST
 from shared.version import VERSION
 
 # A service names the route template it matched, for the gateway's metrics;
 # the gateway reads it and drops it from what the client gets.
 ROUTE_HEADER = "X-Route-Template"
-# Set by a proxy: (service, route template) to count the request under.
-PROXIED_KEY = web.RequestKey("metrics_proxied", tuple[str, str])
+# Set by a proxy: (service, route template) to count the request under. Both keys
+# are None from the start of the request middleware (`HttpMetrics.start`).
+PROXIED_KEY: web.RequestKey[tuple[str, str] | None] = web.RequestKey("metrics_proxied")
 # Set when a WebSocket handshake goes out: the (service, route) it counts under.
-_WEBSOCKET_KEY = web.RequestKey("metrics_websocket", tuple[str, str])
+_WEBSOCKET_KEY: web.RequestKey[tuple[str, str] | None] = web.RequestKey("metrics_websocket")
 # Sub-millisecond buckets too: most answers here take well under 5 ms.
 LATENCY_BUCKETS = (
     0.0005,
@@ -164,56 +162,48 @@ class PoolCollector(Collector):
 METRICS_KEY = web.AppKey("metrics", HttpMetrics)
 
 
-def _route_of(request: web.Request) -> str:
+def route_of(request: web.Request) -> str:
     resource = request.match_info.route.resource
     # The template, never the raw path: ids in paths would explode the label set.
     return resource.canonical if resource is not None else "unmatched"
 
 
 def _labels(request: web.Request, metrics: HttpMetrics) -> tuple[str, str]:
-    proxied = request.get(PROXIED_KEY)
-    return proxied if proxied is not None else (metrics.service, _route_of(request))
+    proxied = request[PROXIED_KEY]
+    return proxied if proxied is not None else (metrics.service, route_of(request))
 
 
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    metrics = request.app[METRICS_KEY]
-    started = time.perf_counter()
-    status = 500
+def start(request: web.Request, metrics: HttpMetrics) -> float:
+    """A request begins (base_app's request middleware): it is in flight."""
+    request[PROXIED_KEY] = None
+    request[_WEBSOCKET_KEY] = None
     metrics.in_flight += 1
-    try:
-        response = await handler(request)
-        status = response.status
-        if metrics.announce_route and not response.prepared:
-            # Where a client of ours (the gateway) reads which route this was.
-            response.headers[ROUTE_HEADER] = _route_of(request)
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED_REQUEST  # the client went away first
-        raise
-    finally:
-        service, route = _labels(request, metrics)
-        websocket = request.get(_WEBSOCKET_KEY)
-        if websocket is None:
-            metrics.in_flight -= 1
-            metrics.record(service, request.method, route, status, time.perf_counter() - started)
-        else:
-            metrics.websockets[websocket] -= 1
-            # However the session ended, it was a 101; its length is no latency.
-            metrics.record(service, request.method, route, 101, None)
+    return time.perf_counter()
 
 
-async def count_websocket(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: a 101 is a WebSocket session starting. It leaves the
-    in-flight count for the open WebSockets' until the handler returns."""
+def finish(request: web.Request, metrics: HttpMetrics, status: int, started: float) -> None:
+    """Its handler returned with `status`, or raised (CLIENT_CLOSED_REQUEST when
+    the client went away first, 500 for an error nothing answered)."""
+    service, route = _labels(request, metrics)
+    websocket = request[_WEBSOCKET_KEY]
+    if websocket is None:
+        metrics.in_flight -= 1
+        metrics.record(service, request.method, route, status, time.perf_counter() - started)
+    else:
+        metrics.websockets[websocket] -= 1
+        # However the session ended, it was a 101; its length is no latency.
+        metrics.record(service, request.method, route, 101, None)
+
+
+def count_websocket(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Part of the app's on_response_prepare: a 101 is a WebSocket session starting.
+    It leaves the in-flight count for the open WebSockets' until the handler returns."""
     if response.status != 101:
         return
+    assert isinstance(request, web.Request)
     metrics = request.app[METRICS_KEY]
     if metrics.announce_route:
-        response.headers[ROUTE_HEADER] = _route_of(request)
+        response.headers[ROUTE_HEADER] = route_of(request)
     key = _labels(request, metrics)
     request[_WEBSOCKET_KEY] = key
     metrics.in_flight -= 1

@@ -7,7 +7,6 @@ import re
 import secrets
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from shared.logs import request_id_var
 
@@ -29,17 +28,19 @@ def request_id_of(request: web.Request) -> str:
     return request_id
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    given = request.headers.get(HEADER, "")
-    request_id = given if _SANE.match(given) else new_request_id()
+def assign_request_id(request: web.Request) -> str:
+    """The client's id when it is sane, a new one otherwise: on the request, and in
+    the context its log lines are written from."""
+    given = request.headers.get(HEADER)
+    request_id = given if given is not None and _SANE.match(given) else new_request_id()
     request[REQUEST_ID_KEY] = request_id
     request_id_var.set(request_id)
-    return await handler(request)
+    return request_id
 
 
-async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: covers streamed, WebSocket and error responses alike."""
+def add_request_id_header(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Part of the app's on_response_prepare: covers streamed, WebSocket and error
+    responses alike."""
     request_id = request.get(REQUEST_ID_KEY)
     if request_id:
         response.headers[HEADER] = request_id
