@@ -6,6 +6,8 @@ import asyncio
 
 from tests.chat_service.helpers import call, create_room, join, send
 
+TIMEOUT_S = 10  # an upper bound on waiting, not a pause
+
 
 async def test_simultaneous_joins_of_one_user_make_one_membership(service, auth, db):
     room_id = await create_room(service, auth("alice"), "General")
@@ -25,6 +27,27 @@ async def test_sends_racing_a_deletion_are_stored_or_refused(service, auth, db):
     assert {status for status, _ in sent} <= {201, 404}
     refused = [body for status, body in sent if status == 404]
     assert refused == [{"error": "room not found", "code": "room_not_found"}] * len(refused)
+    assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 0
+
+
+async def test_a_send_waiting_on_a_deletion_of_its_room_is_a_404_and_stores_nothing(
+    service, auth, db
+):
+    """The send's statement waits on the room's row while a deletion holds it; once
+    the deletion commits, the row it waited for is gone: no room, so 404, and the
+    insert (which needed that row) never ran."""
+    room_id = await create_room(service, auth("alice"), "General")
+    async with db.transaction():
+        await db.execute("DELETE FROM chat.rooms WHERE id = $1", room_id)
+        sending = asyncio.ensure_future(send(service, auth("alice"), room_id, "too late"))
+        async with asyncio.timeout(TIMEOUT_S):
+            while not await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ):
+                assert not sending.done(), await sending
+                await asyncio.sleep(0.01)
+    assert await sending == (404, {"error": "room not found", "code": "room_not_found"})
     assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 0
 
 
