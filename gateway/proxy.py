@@ -119,9 +119,10 @@ async def _send(
             await exchange.send(head, data, head_only=head_only)
         except UpstreamError as exc:
             exchange.finish()
-            if not retry or isinstance(exc, ReadTimeout) or not exchange.reused:
-                raise
-            if exchange.received:
+            # Once more only if the service cannot have acted on it: nothing of it
+            # went out, or it may be repeated (idempotent, its body still at hand).
+            stale = exchange.reused and not exchange.received and not isinstance(exc, ReadTimeout)
+            if not stale or (exchange.sent and not retry):
                 raise
             exchange = await pool.connect()
             try:

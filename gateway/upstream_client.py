@@ -47,6 +47,7 @@ class Exchange(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.lost = False
         self.active = False
+        self.sent = False
         self.reused = False
         self.keep_alive = False
         self.head_only = False
@@ -158,34 +159,47 @@ class Exchange(asyncio.Protocol):
     ) -> None:
         """Writes the request and waits for the answer's head (status and headers).
         `head_only`: the request is a HEAD, whose answer has no body."""
-        transport = self.transport
-        assert transport is not None
         self.active = True
         self.head_only = head_only
         self._progress = self.loop.time()
         self.pool.watch()
         if body is None:
-            transport.write(head)
+            self._write(head)
         elif isinstance(body, bytes):
-            transport.write(head + body)
+            self._write(head + body)
         else:
-            transport.write(head)
+            self._write(head)
             await self._send_chunked(body)
         while not self.has_head:
             await self._wait()
 
-    async def _send_chunked(self, body: AsyncIterable[bytes]) -> None:
+    def usable(self) -> bool:
         transport = self.transport
-        assert transport is not None
+        return (
+            not self.lost
+            and self.error is None
+            and transport is not None
+            and not transport.is_closing()
+        )
+
+    def _write(self, data: bytes) -> None:
+        """To the service; a connection closed meanwhile (its close not yet
+        reported) fails as one the service closed, and `sent` says whether any
+        of the request went out."""
+        if not self.usable():
+            raise self.error or UpstreamError("connection closed by the service")
+        assert self.transport is not None
+        self.transport.write(data)
+        self.sent = True
+
+    async def _send_chunked(self, body: AsyncIterable[bytes]) -> None:
         async for chunk in body:
-            if self.error is not None:
-                raise self.error
             if chunk:
-                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                self._write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 self._progress = self.loop.time()
                 if self._write_ready is not None:
                     await self._write_ready
-        transport.write(b"0\r\n\r\n")
+        self._write(b"0\r\n\r\n")
 
     def take(self) -> bytes:
         """The body that arrived and was not taken yet."""
@@ -249,7 +263,8 @@ class Exchange(asyncio.Protocol):
     def _reset(self) -> None:
         self.reused = True
         self.active = False
-        self.head_only = self.has_head = self.complete = self.received = self.keep_alive = False
+        self.head_only = self.has_head = self.complete = self.received = self.sent = False
+        self.keep_alive = False
         self.status, self.reason, self.headers = 0, b"", []
 
     async def _wait(self) -> None:
@@ -379,7 +394,7 @@ class UpstreamPool:
         idle = self._idle
         while idle:
             exchange = idle.pop()
-            if not exchange.lost:
+            if exchange.usable():
                 self._busy.add(exchange)
                 return exchange
         return await self.connect()

@@ -356,3 +356,27 @@ async def test_bytes_after_the_answer_make_the_connection_unusable(
     r = await via.get("/api/two", headers=headers)
     assert (r.status, await r.read()) == (200, b"2!")
     assert connections == 2
+
+
+async def test_a_post_goes_on_a_new_connection_when_nothing_of_it_went_out(
+    via, peers, make_token, monkeypatch
+):
+    """A kept-alive connection found closing as the request is written (its close not
+    yet reported): nothing went out, so even a POST is sent again, once."""
+    headers = bearer(make_token())
+    assert (await via.get("/api/first", headers=headers)).status == 200
+    connection = UpstreamPool.connection
+
+    async def closing(self: UpstreamPool) -> Exchange:
+        exchange = await connection(self)
+        if exchange.reused:
+            assert exchange.transport is not None
+            exchange.transport.close()  # as if the service's FIN were on its way
+        return exchange
+
+    monkeypatch.setattr(UpstreamPool, "connection", closing)
+    r = await via.post("/api/once", json={"n": 1}, headers=headers)
+    assert r.status == 200
+    assert (await r.json())["length"] == len(b'{"n": 1}')
+    assert len(peers.ports) == 2  # the GET, and the POST once, on a new connection
+    assert peers.ports[0] != peers.ports[1]
