@@ -1,14 +1,47 @@
 """Collision-resistant string ids in the style of the meeting document's ("clx1a2b...")."""
 
+import os
 import secrets
+import threading
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _LENGTH = 25  # "c" + 24 base-36 characters: about 124 random bits
 
 
+class RandomBytes:
+    """Bytes of the operating system's generator, read `size` at a time and each
+    handed out once. A read releases the GIL, which hands it to a thread waiting
+    for it (the log writer) and takes it back: reading for every id cost more
+    than the id. A forked child starts with nothing read."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._buffer = b""
+        self._offset = 0
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._buffer, self._offset = b"", 0
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            end = self._offset + count
+            if end > len(self._buffer):
+                self._buffer, self._offset = secrets.token_bytes(max(self._size, count)), 0
+                end = count
+            taken = self._buffer[self._offset : end]
+            self._offset = end
+            return taken
+
+
+_RANDOM = RandomBytes()
+
+
 class RandomText:
     """Strings of `length` characters of `alphabet`, each uniform and independent,
-    from one read of the operating system's generator: random bytes below the
+    from the operating system's generator (RandomBytes): random bytes below the
     largest multiple of the alphabet's size are kept and mapped to a character
     (byte % size), the others dropped (bytes.translate: C speed)."""
 
@@ -25,7 +58,7 @@ class RandomText:
 
     def __call__(self) -> str:
         while True:
-            text = secrets.token_bytes(self._draw).translate(self._table, self._dropped)
+            text = _RANDOM.take(self._draw).translate(self._table, self._dropped)
             if len(text) >= self._length:
                 return text[: self._length].decode("ascii")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
 import string
 from collections import Counter
@@ -11,7 +12,7 @@ from collections import Counter
 import pytest
 
 from meeting_service.room_codes import new_room_code
-from shared.ids import RandomText, new_id
+from shared.ids import RandomBytes, RandomText, new_id
 from tests.conftest import bearer
 from tests.meeting_service.conftest import CODE, ID, TIMESTAMP, create_room
 
@@ -243,6 +244,26 @@ async def test_simultaneous_creates_get_distinct_codes(make_service, make_token,
     assert len(set(codes)) == 8
     assert codes.count("xyz-xyz-xyz") == 1
     assert await db.fetchval("SELECT count(DISTINCT code) FROM meeting.rooms") == 8
+
+
+def test_random_bytes_are_handed_out_once_and_a_forked_child_reads_its_own():
+    source = RandomBytes(size=64)
+    taken = [source.take(10) for _ in range(100)]  # across 16 reads of 64 bytes
+    assert all(len(chunk) == 10 for chunk in taken)
+    assert len(set(taken)) == 100
+    assert len(source.take(100)) == 100  # more than a read: a read of its own
+    source.take(1)  # something left buffered, which the child must not reuse
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(write, source.take(16))
+        os._exit(0)
+    os.close(write)
+    from_child = os.read(read, 16)
+    os.close(read)
+    os.waitpid(child, 0)
+    assert len(from_child) == 16
+    assert from_child != source.take(16)
 
 
 def test_ids_and_codes_use_every_character_in_every_position():
