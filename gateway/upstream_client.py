@@ -207,7 +207,8 @@ class Exchange(asyncio.Protocol):
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.chunks = []
         self.buffered = 0
-        if self._paused and self.transport is not None and not self.lost:
+        if self._paused and self.usable():
+            assert self.transport is not None
             self._paused = False
             self._progress = self.loop.time()  # the read timeout counts from here
             self.transport.resume_reading()
