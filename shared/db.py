@@ -13,6 +13,7 @@ import asyncpg
 from aiohttp import web
 
 from shared.errors import FAULTS
+from shared.pool import new_pool
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -93,33 +94,20 @@ async def pending_migrations(conn: Conn, schema: str, directory: Path) -> list[i
     return sorted(wanted - {row["version"] for row in rows})
 
 
-async def keep_session(conn: asyncpg.Connection) -> None:
-    """The pool's reset, replacing asyncpg's reset query (advisory unlock, CLOSE ALL,
-    UNLISTEN *, RESET ALL: one round trip on every release).
-
-    Before calling it asyncpg already rolls back a transaction left open (a request
-    cancelled inside one). Nothing else outlives a checkout here: settings are only
-    SET LOCAL, advisory locks only transaction-scoped, no cursors or temporary tables
-    are declared outside a transaction, and the one LISTEN connection (shared.realtime)
-    is terminated, never handed back. A new kind of session state needs its undoing here.
-    """
-
-
 async def create_pool(settings: CommonSettings, schema: str) -> asyncpg.Pool:
     """A pool whose connections see only `schema`; waits for the database to come up."""
     deadline = asyncio.get_running_loop().time() + settings.db_connect_timeout_s
     delay = 0.1
     while True:
         try:
-            pool = await asyncpg.create_pool(
+            # reset: shared.pool.keep_session, no reset query on release.
+            pool = await new_pool(
                 settings.database_url,
                 min_size=settings.db_pool_min_size,
                 max_size=settings.db_pool_max_size,
                 command_timeout=settings.db_command_timeout_s,
                 server_settings={"search_path": schema, "application_name": schema},
-                reset=keep_session,
             )
-            assert pool is not None
             return pool
         except FAULTS as exc:
             if asyncio.get_running_loop().time() + delay > deadline:

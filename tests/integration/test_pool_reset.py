@@ -1,9 +1,15 @@
-"""The pool's reset (shared.db.keep_session): no reset query on release, and still
-nothing of one request's transaction reaches the next."""
+"""The pool's reset (shared.pool.keep_session): no reset query on release, and still
+nothing of one request's transaction reaches the next; shared.pool.Pool's release."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
+import pytest
+
 from shared.db import create_pool
+from shared.pool import Pool, new_pool
 from shared.settings import CommonSettings
 
 
@@ -39,3 +45,76 @@ async def test_a_transaction_left_open_is_rolled_back_on_release(database_url, d
             assert await conn.fetchval("SELECT count(*) FROM notes") == 0
     finally:
         await pool.close()
+
+
+async def test_a_clean_release_skips_asyncpgs_shielded_release(database_url, monkeypatch):
+    """shared.pool.Pool hands an idle connection back itself; a connection with
+    something to undo (a transaction left open) takes asyncpg's own release."""
+    slow: list[object] = []
+    release = asyncpg.Pool.release
+
+    async def counted(self: asyncpg.Pool, connection: object, **kwargs: object) -> None:
+        slow.append(connection)
+        await release(self, connection, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Pool, "release", counted)
+    pool = await create_pool(settings(database_url), "public")
+    try:
+        assert isinstance(pool, Pool)
+        async with pool.acquire() as conn:
+            pid = conn.get_server_pid()
+            await conn.fetchval("SELECT 1")
+        assert slow == []
+        assert pool.get_idle_size() == 1
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() == pid
+            await conn.execute("BEGIN")
+        assert len(slow) == 1
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() == pid
+            assert not conn.is_in_transaction()
+    finally:
+        await pool.close()
+
+
+async def test_a_waiter_gets_the_connection_released_the_fast_way(database_url):
+    pool = await create_pool(settings(database_url), "public")
+    try:
+        conn = await pool.acquire()
+        waiter = asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0)  # the waiter queues for the pool's one connection
+        assert not waiter.done()
+        await pool.release(conn)
+        again = await asyncio.wait_for(waiter, 10)
+        assert await again.fetchval("SELECT 2") == 2
+        await pool.release(again)
+        # Released means detached: the old proxy no longer reaches the connection.
+        with pytest.raises(asyncpg.InterfaceError):
+            await conn.fetchval("SELECT 3")
+    finally:
+        await pool.close()
+
+
+async def test_a_connection_at_its_query_limit_is_replaced(database_url):
+    pool = await new_pool(database_url, min_size=1, max_size=1, max_queries=2)
+    try:
+        async with pool.acquire() as conn:
+            first = conn.get_server_pid()
+            await conn.fetchval("SELECT 1")
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() == first
+            await conn.fetchval("SELECT 2")
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() != first
+    finally:
+        await pool.close()
+
+
+async def test_a_pool_closes_once_its_connections_are_back(database_url):
+    pool = await create_pool(settings(database_url), "public")
+    conn = await pool.acquire()
+    closing = asyncio.ensure_future(pool.close())
+    await asyncio.sleep(0)
+    assert not closing.done()  # it waits for the connection lent out
+    await pool.release(conn)
+    await asyncio.wait_for(closing, 10)
