@@ -57,8 +57,11 @@ def validate_query(model: type[M], request: web.Request, *, message: str | None 
 
 
 def json_model(model: BaseModel, status: int = 200) -> web.Response:
+    # The serializer's bytes as they are (model_dump_json would decode them to a str,
+    # for the response to encode again).
     return web.Response(
-        text=model.model_dump_json(by_alias=True),
+        body=model.__pydantic_serializer__.to_json(model, by_alias=True),
         status=status,
         content_type="application/json",
+        charset="utf-8",
     )
