@@ -6,6 +6,7 @@ and one waiting, filled by jobs the test holds until it lets them go."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -91,6 +92,25 @@ async def test_hashes_run_one_at_a_time_when_the_bound_is_one() -> None:
         assert hasher.admitted == 0
     finally:
         gate.set()
+        hasher.close()
+
+
+async def test_hashing_threads_run_at_a_lower_priority_than_the_loop() -> None:
+    """Under contention the scheduler serves requests before hashes: the hashing
+    threads' nice value is the process's plus the setting, the loop's is untouched."""
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_nice = nice()
+    hasher = PasswordHasher(rounds=4, workers=2, queue=0, retry_after_s=1, nice=7)
+    try:
+        in_threads = await asyncio.gather(hasher.submit(nice), hasher.submit(nice))
+        assert in_threads == [min(19, loop_nice + 7)] * 2
+        assert nice() == loop_nice
+        # It still hashes.
+        assert await hasher.verify(PASSWORD, await hasher.hash(PASSWORD))
+    finally:
         hasher.close()
 
 
