@@ -10,7 +10,8 @@ writes it to bench-results/latest.md and the raw rounds to bench-results/rounds.
 
 BENCH_ROUNDS (5), BENCH_SECONDS (3) and BENCH_HISTORY_ROWS (1,000,000: the
 issue's 10M scaled down tenfold, with 1/20 of it then sent to another room)
-size the run; BENCH_ONLY=proxy,chat,writes,origin,history,logins picks scenarios.
+size the run; BENCH_ONLY=proxy,chat,writes,origin,history,logins picks scenarios;
+BENCH_PORT_BASE (18080) moves its ports.
 """
 
 from __future__ import annotations
@@ -51,7 +52,15 @@ ONLY = set(os.environ.get("BENCH_ONLY", "proxy,chat,writes,origin,history,logins
 HISTORY_ROWS = int(os.environ.get("BENCH_HISTORY_ROWS", "1000000")) if "history" in ONLY else 0
 DURATION = f"{SECONDS}s"
 PGBENCH_CLIENTS = 10  # the services' pool size (DB_POOL_MAX_SIZE)
-PORT = {"gateway": 18080, "chat": 18081, "meeting": 18082, "nginx": 18090, "flask": 18091}
+# BENCH_PORT_BASE moves them all, so that two runs on one machine do not collide.
+BASE = int(os.environ.get("BENCH_PORT_BASE", "18080"))
+PORT = {
+    "gateway": BASE,
+    "chat": BASE + 1,
+    "meeting": BASE + 2,
+    "nginx": BASE + 10,
+    "flask": BASE + 11,
+}
 URL = {name: f"http://127.0.0.1:{port}" for name, port in PORT.items()}
 CHAT_MIGRATIONS = Path(__file__).parent.parent / "chat_service" / "migrations"
 PASSWORD = "bench-password"
