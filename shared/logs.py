@@ -77,7 +77,7 @@ _encode = json.JSONEncoder(default=str).encode
 
 
 MAX_QUEUED_LINES = 10_000
-Records = queue.SimpleQueue[logging.LogRecord | None] | queue.Queue[logging.LogRecord | None]
+Records = queue.SimpleQueue[logging.LogRecord | None]
 
 
 class Handoff(logging.handlers.QueueHandler):
@@ -85,12 +85,12 @@ class Handoff(logging.handlers.QueueHandler):
     its request id (a context variable), its message and any traceback, as text.
     A full queue (stdout stalled) drops the line and counts it, rather than grow
     without bound or stall the event loop. The queue is a SimpleQueue (a put is one
-    C call) bounded here, or a bounded queue.Queue."""
+    C call), bounded here at `limit` lines."""
 
     def __init__(self, records: Records, limit: int = MAX_QUEUED_LINES) -> None:
         super().__init__(records)
         self.records = records
-        self.limit = getattr(records, "maxsize", 0) or limit
+        self.limit = limit
         self.dropped = 0
 
     def handle(self, record: logging.LogRecord) -> bool:
@@ -114,11 +114,8 @@ class Handoff(logging.handlers.QueueHandler):
     def enqueue(self, record: logging.LogRecord) -> None:
         if self.records.qsize() >= self.limit:
             self.dropped += 1
-            return
-        try:
+        else:
             self.records.put_nowait(record)
-        except queue.Full:
-            self.dropped += 1
 
 
 _TRACEBACKS = logging.Formatter()

@@ -108,8 +108,8 @@ def test_the_log_writer_thread_writes_what_the_loop_hands_over():
 
 
 def test_a_full_log_queue_drops_lines_and_says_how_many():
-    records: queue.Queue = queue.Queue(2)
-    handoff = Handoff(records)
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    handoff = Handoff(records, limit=2)
     logger = logging.getLogger("chat.flood")
     logger.addHandler(handoff)
     logger.propagate = False
