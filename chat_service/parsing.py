@@ -9,8 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from chat_service.models import CreateRoomRequest, RoomPath
-from shared.app import identity_of
-from shared.auth import unauthorized
+from shared.auth import identity_of, unauthorized
 from shared.bodies import read_json_object
 from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.errors import ApiError

@@ -108,6 +108,7 @@ async def store_error_middleware(request: web.Request, handler: Handler) -> web.
     responses={201: RoomCreated, 400: None, 401: None, 503: None},
     guests=False,
     tags=TAGS,
+    idempotent=True,
 )
 async def create_room(request: web.Request) -> web.Response:
     body = await create_room_body(request)
@@ -248,6 +249,7 @@ async def room_members(request: web.Request) -> web.Response:
     responses={201: MessageSent, 400: None, 401: None, 403: None, 404: None},
     guests=False,
     tags=TAGS,
+    idempotent=True,
 )
 async def send_room_message(request: web.Request) -> web.Response:
     body = await body_of(request, SendMessageRequest)

@@ -25,8 +25,7 @@ from gateway.models import (
 )
 from gateway.observability import login_refused
 from gateway.settings import GatewaySettings
-from shared.app import identity_of
-from shared.auth import unauthorized
+from shared.auth import identity_of, unauthorized
 from shared.bodies import json_model, read_json_object, validate
 from shared.db import POOL_KEY, Conn
 from shared.endpoints import endpoint

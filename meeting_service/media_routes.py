@@ -10,7 +10,7 @@ from meeting_service.models import IceServers, Participant
 from meeting_service.paths import TAGS, participant_id_of, room_id_of
 from meeting_service.settings import SETTINGS_KEY
 from meeting_service.socket import serve_room_socket
-from shared.app import identity_of
+from shared.auth import identity_of
 from shared.bodies import json_model
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint

@@ -25,7 +25,7 @@ from meeting_service.models import Message as MessageShape
 from meeting_service.paths import TAGS, code_of, participant_id_of, room_id_of
 from meeting_service.refusals import Refusal, Refused
 from meeting_service.room_codes import CodeGenerator
-from shared.app import identity_of
+from shared.auth import identity_of
 from shared.bodies import json_model, read_json_object, validate, validate_query
 from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.db import POOL_KEY
@@ -80,6 +80,7 @@ async def refusal_middleware(request: web.Request, handler: Handler) -> web.Stre
     responses={201: Room, 400: None, 401: None},
     guests=False,
     tags=TAGS,
+    idempotent=True,
 )
 async def create_room(request: web.Request) -> web.Response:
     body = validate(CreateRoomBody, await read_json_object(request))
@@ -279,6 +280,7 @@ async def list_messages(request: web.Request) -> web.Response:
     body=SendMessageBody,
     responses={201: MessageShape, 400: None, 401: None, 403: None, 404: None, 409: None},
     tags=TAGS,
+    idempotent=True,
 )
 async def send_message(request: web.Request) -> web.Response:
     body = validate(SendMessageBody, await read_json_object(request))

@@ -27,7 +27,7 @@ from meeting_service.frames import (
 from meeting_service.presence import REPLICA_KEY
 from meeting_service.refusals import Refusal, Refused
 from meeting_service.settings import SETTINGS_KEY
-from shared.app import identity_of
+from shared.auth import identity_of
 from shared.db import POOL_KEY
 from shared.error_codes import code_of
 from shared.ids import new_id

@@ -12,7 +12,6 @@ from aiohttp.typedefs import Handler, Middleware
 
 from shared.auth import (
     IDENTITY_KEY,
-    Identity,
     KeySet,
     TokenVerifier,
     load_jwks,
@@ -45,13 +44,6 @@ from shared.websockets import close_on_shutdown
 
 VERIFIER_KEY = web.AppKey("verifier", TokenVerifier)
 HTTP_SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
-
-
-def identity_of(request: web.Request) -> Identity:
-    identity: Identity | None = request.get(IDENTITY_KEY)
-    if identity is None:
-        raise unauthorized()
-    return identity
 
 
 def request_middleware(trusted: Sequence[Network]) -> Middleware:

@@ -58,6 +58,14 @@ def unauthorized() -> ApiError:
     return ApiError(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
 
+def identity_of(request: web.Request) -> Identity:
+    """Who is calling; a 401 on a route the auth middleware let through without a token."""
+    identity: Identity | None = request.get(IDENTITY_KEY)
+    if identity is None:
+        raise unauthorized()
+    return identity
+
+
 class KeySet:
     """Public keys by key id: from an inline JWKS, or fetched from a URL and refreshed
     when a token names a key id not seen yet (the gateway rotated its key)."""

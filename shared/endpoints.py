@@ -27,6 +27,7 @@ class Endpoint:
     hidden: bool = False
     path: type[BaseModel] | None = None
     database: bool = True
+    idempotent: bool = False
 
 
 def endpoint(
@@ -42,10 +43,12 @@ def endpoint(
     hidden: bool = False,
     path: type[BaseModel] | None = None,
     database: bool = True,
+    idempotent: bool = False,
 ) -> Callable[[H], H]:
     """`hidden` keeps a route out of the OpenAPI document (the gateway's proxy routes).
     `path` types the path's parameters; `database=False` says the handler needs no
-    database, so it never answers 503 when Postgres is away."""
+    database, so it never answers 503 when Postgres is away. `idempotent` says it
+    honours an `Idempotency-Key` (shared.idempotency.once)."""
     spec = Endpoint(
         summary,
         body=body,
@@ -58,6 +61,7 @@ def endpoint(
         hidden=hidden,
         path=path,
         database=database,
+        idempotent=idempotent,
     )
 
     def mark(handler: H) -> H:

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from shared import idempotency_store
-from shared.app import identity_of
+from shared.auth import identity_of
 from shared.background import background
 from shared.db import POOL_KEY, Conn
+from shared.endpoints import endpoint_of
 from shared.errors import FAULTS, ApiError
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ async def once(request: web.Request) -> AsyncIterator[Scope]:
     """A connection; with a key, in a transaction with the key claimed (or its first
     answer ready in `replay`). Without one it is in no transaction: the effect makes
     its own (or is one statement), and costs no BEGIN and COMMIT round trips."""
+    spec = endpoint_of(request.match_info.handler)
+    assert spec is not None and spec.idempotent, "mark the endpoint idempotent=True"
     key = key_of(request)
     request_hash = await fingerprint(request) if key is not None else b""
     async with request.app[POOL_KEY].acquire() as conn:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import BaseModel
 
+from shared import idempotency
 from shared.docs_page import add_docs_routes
 from shared.endpoints import endpoint, endpoint_of
 
@@ -47,6 +48,23 @@ def _error(description: str, error_ref: dict[str, Any]) -> dict[str, Any]:
 # Answers any operation may give beyond its own, and why.
 BODY_TOO_LARGE = "request body too large"
 DATABASE_AWAY = "the database is out of reach; retry after Retry-After seconds"
+
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "A retry with the same key, user and body within 24 hours gets the first"
+        " answer again (with `Idempotent-Replayed: true`) and changes nothing."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH},
+}
+REPLAYED_HEADER = {
+    idempotency.REPLAYED_HEADER: {
+        "description": "`true` when this is the first answer to the same Idempotency-Key again",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 def build_openapi(app: web.Application, title: str) -> dict[str, Any]:
@@ -90,6 +108,8 @@ def build_openapi(app: web.Application, title: str) -> dict[str, Any]:
                         "schema": prop,
                     }
                 )
+        if spec.idempotent:
+            parameters.append(IDEMPOTENCY_KEY_PARAMETER)
         if parameters:
             operation["parameters"] = parameters
         responses = operation["responses"]
@@ -107,6 +127,12 @@ def build_openapi(app: web.Application, title: str) -> dict[str, Any]:
             responses["400"] = _error("not a WebSocket upgrade request", error_ref)
         if spec.body is not None and "413" not in responses:
             responses["413"] = _error(BODY_TOO_LARGE, error_ref)
+        if spec.idempotent:
+            for status, response in responses.items():
+                if status.startswith("2"):
+                    response["headers"] = REPLAYED_HEADER
+            responses.setdefault("400", _error(idempotency.INVALID_KEY, error_ref))
+            responses["422"] = _error(idempotency.KEY_REUSED, error_ref)
         if spec.database and "503" not in responses:
             responses["503"] = _error(DATABASE_AWAY, error_ref)
         if not any(status.startswith("2") for status in responses):

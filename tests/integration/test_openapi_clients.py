@@ -125,3 +125,39 @@ async def test_every_operation_is_named_typed_and_documents_its_failures(documen
     assert len(gateway["components"]["schemas"]) == len(
         {schema["title"] for schema in gateway["components"]["schemas"].values()}
     )
+
+
+# API.md: the operations that honour an Idempotency-Key, and only those.
+IDEMPOTENT = {
+    "chat": {("post", "/api/create_room"), ("post", "/api/send_room_message")},
+    "meeting": {("post", "/rooms"), ("post", "/rooms/{room_id}/messages")},
+}
+
+
+async def test_idempotency_key_is_documented_where_it_is_honoured(documents):
+    everywhere = {**IDEMPOTENT, "gateway": IDEMPOTENT["chat"] | IDEMPOTENT["meeting"]}
+    for name, expected in everywhere.items():
+        found = set()
+        for path, method, operation in operations(documents[name]):
+            headers = [p for p in operation.get("parameters", []) if p["in"] == "header"]
+            if not headers:
+                assert "422" not in operation["responses"], (name, method, path)
+                continue
+            found.add((method, path))
+            [key] = headers
+            assert (key["name"], key["required"]) == ("Idempotency-Key", False)
+            assert key["schema"] == {"type": "string", "minLength": 1, "maxLength": 255}
+            assert "24 hours" in key["description"]
+            responses = operation["responses"]
+            reused = responses["422"]["content"]["application/json"]["schema"]["$ref"]
+            assert reused.endswith("/ErrorBody"), (name, path)
+            assert responses["422"]["description"] == (
+                "idempotency key reused with a different request"
+            )
+            assert "400" in responses
+            created = responses["201"]
+            assert created["headers"]["Idempotent-Replayed"]["schema"] == {
+                "type": "string",
+                "enum": ["true"],
+            }
+        assert found == expected, name
