@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from chat_service import store
+from chat_service import messages_store, store
 from shared.db import POOL_KEY, Conn
 from shared.realtime import Broadcaster, Ending, Event
 from shared.websockets import Stream, serve_websocket
@@ -47,7 +47,7 @@ async def expand_event(pool: asyncpg.Pool, event: Event) -> Event | None:
     message_id: Any = event["message_id"]
     if type(message_id) is not int:
         return None
-    message = await store.message_by_id(pool, message_id)
+    message = await messages_store.message_by_id(pool, message_id)
     return message.model_dump(mode="json") if message is not None else None
 
 
@@ -92,7 +92,9 @@ async def serve_room(
         nonlocal last_sent
         assert last_sent is not None
         while True:
-            page = await store.messages_newer(pool, room_id, after=last_sent, limit=REPLAY_PAGE)
+            page = await messages_store.messages_newer(
+                pool, room_id, after=last_sent, limit=REPLAY_PAGE
+            )
             for message in page:
                 last_sent = message.message_id
                 yield message.model_dump(mode="json")

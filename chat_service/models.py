@@ -247,7 +247,7 @@ class ChatMessage(BaseModel):
     room_id: int
     username: str
     message: str
-    # Read with chat_service.store.MESSAGE_COLUMNS, written by the database.
+    # Written by the database (chat_service.messages_store).
     created_at: TimestampText
 
 

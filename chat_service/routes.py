@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from chat_service import store
+from chat_service import messages_store, store
 from chat_service.events import RoomEvents, serve_room
 from chat_service.models import (
     CreateRoomRequest,
@@ -15,8 +15,6 @@ from chat_service.models import (
     JoinRoomRequest,
     Members,
     MembersQuery,
-    MessagePage,
-    MessagesAfter,
     MessageSent,
     MessagesQuery,
     PublicRooms,
@@ -41,7 +39,7 @@ from chat_service.parsing import (
     username_of,
 )
 from chat_service.settings import ChatSettings
-from shared.bodies import json_model
+from shared.bodies import json_body, json_model
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
@@ -273,23 +271,26 @@ async def send_room_message(request: web.Request) -> web.Response:
 )
 async def get_room_messages(request: web.Request) -> web.Response:
     query = query_of(request, MessagesQuery)
+    # The page's JSON as Postgres wrote it from the models (messages_store).
     if query.after is not None:
-        newer, next_after = await store.messages_after(
+        return json_body(
+            await messages_store.messages_after(
+                request.app[POOL_KEY],
+                query.room_id,
+                username_of(request),
+                limit=query.limit,
+                after=query.after,
+            )
+        )
+    return json_body(
+        await messages_store.messages_page(
             request.app[POOL_KEY],
             query.room_id,
             username_of(request),
             limit=query.limit,
-            after=query.after,
+            before=query.before,
         )
-        return json_model(MessagesAfter(messages=newer, next_after=next_after))
-    messages, next_before = await store.messages_page(
-        request.app[POOL_KEY],
-        query.room_id,
-        username_of(request),
-        limit=query.limit,
-        before=query.before,
     )
-    return json_model(MessagePage(messages=messages, next_before=next_before))
 
 
 @routes.get("/api/rooms/{room_id}/ws")

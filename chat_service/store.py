@@ -8,17 +8,14 @@ from datetime import datetime
 from typing import Protocol
 
 import asyncpg
-from pydantic import TypeAdapter
 
-from chat_service.models import ChatMessage, Member, MessageSent, PublicRoom, UserRoom
+from chat_service.models import Member, MessageSent, PublicRoom, UserRoom
 from shared.db import Conn, advisory_lock_id
 from shared.realtime import notify_sql
-from shared.timefmt import iso_ms_sql
 
 # Every public-room creation takes this transaction-scoped lock before counting,
 # so the count and the insert are one step for concurrent creators.
 PUBLIC_ROOMS_LOCK = advisory_lock_id("chat:public-room-quota")
-NO_UPPER_BOUND = 2**63 - 1
 
 
 class Events(Protocol):
@@ -331,75 +328,3 @@ async def send_message(
     # Validated: for a model this small pydantic's validator costs less than
     # model_construct's Python (0.96 against 1.83 us).
     return MessageSent(message="sent", message_id=row["message_id"], created_at=row["created_at"])
-
-
-# A message as the history shows it; created_at in the API's form already.
-MESSAGE_COLUMNS = (
-    "id AS message_id, room_id, username, body AS message,"
-    f" {iso_ms_sql('created_at')} AS created_at"
-)
-# Pages of a room's messages along the primary key (room_id, id): see
-# migrations/002_keysets.sql. Backwards from $2 (exclusive) or forwards from it.
-# (Built from this module's constants only, hence the noqa.)
-_PAGE = (
-    f"SELECT {MESSAGE_COLUMNS} FROM room_messages"  # noqa: S608
-    " WHERE room_id = $1 AND id {direction} $2{member} ORDER BY id{order} LIMIT $3"
-)
-# Only for a member ($4): an uncorrelated EXISTS, so Postgres checks it once (an
-# InitPlan) before the scan, and a member's page is one round trip. No rows is
-# then an empty page, a non-member or no room: only that case asks which.
-_MEMBER = " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = $1 AND m.username = $4)"
-MESSAGES_PAGE = _PAGE.format(direction="<", member="", order=" DESC")
-MESSAGES_NEWER = _PAGE.format(direction=">", member="", order="")
-MEMBER_MESSAGES_PAGE = _PAGE.format(direction="<", member=_MEMBER, order=" DESC")
-MEMBER_MESSAGES_NEWER = _PAGE.format(direction=">", member=_MEMBER, order="")
-MESSAGE_BY_ID = f"SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE id = $1"  # noqa: S608
-
-# Rows of our own database, checked in one call rather than a call per row.
-_MESSAGES = TypeAdapter(list[ChatMessage])
-
-
-def _messages(rows: list[asyncpg.Record]) -> list[ChatMessage]:
-    return _MESSAGES.validate_python([dict(row) for row in rows])
-
-
-async def _member_page(
-    pool: asyncpg.Pool, statement: str, room_id: int, username: str, bound: int, fetch: int
-) -> list[ChatMessage]:
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(statement, room_id, bound, fetch, username)
-        if not rows:
-            await require_member(conn, room_id, username)
-    return _messages(rows)
-
-
-async def messages_page(
-    pool: asyncpg.Pool, room_id: int, username: str, *, limit: int, before: int | None
-) -> tuple[list[ChatMessage], int | None]:
-    """A member's page of a room's history, newest first, and the id to page on from."""
-    bound = before if before is not None else NO_UPPER_BOUND
-    messages = await _member_page(pool, MEMBER_MESSAGES_PAGE, room_id, username, bound, limit + 1)
-    more = len(messages) > limit
-    return messages[:limit], (messages[limit - 1].message_id if more else None)
-
-
-async def messages_after(
-    pool: asyncpg.Pool, room_id: int, username: str, *, limit: int, after: int
-) -> tuple[list[ChatMessage], int | None]:
-    """A member's messages newer than `after`, oldest first, and the id to page on
-    from while there are more."""
-    messages = await _member_page(pool, MEMBER_MESSAGES_NEWER, room_id, username, after, limit + 1)
-    more = len(messages) > limit
-    return messages[:limit], (messages[limit - 1].message_id if more else None)
-
-
-async def messages_newer(
-    pool: Conn | asyncpg.Pool, room_id: int, *, after: int, limit: int
-) -> list[ChatMessage]:
-    """Up to `limit` of the room's messages newer than `after`, oldest first."""
-    return _messages(await pool.fetch(MESSAGES_NEWER, room_id, after, limit))
-
-
-async def message_by_id(pool: asyncpg.Pool, message_id: int) -> ChatMessage | None:
-    row = await pool.fetchrow(MESSAGE_BY_ID, message_id)
-    return ChatMessage.model_validate(dict(row)) if row is not None else None

@@ -59,9 +59,10 @@ def validate_query(model: type[M], request: web.Request, *, message: str | None 
 def json_model(model: BaseModel, status: int = 200) -> web.Response:
     # The serializer's bytes as they are (model_dump_json would decode them to a str,
     # for the response to encode again).
-    return web.Response(
-        body=model.__pydantic_serializer__.to_json(model, by_alias=True),
-        status=status,
-        content_type="application/json",
-        charset="utf-8",
-    )
+    return json_body(model.__pydantic_serializer__.to_json(model, by_alias=True), status)
+
+
+def json_body(body: bytes, status: int = 200) -> web.Response:
+    """JSON already written as a model writes it: by pydantic, or by Postgres from
+    the model's fields (shared.sql_json)."""
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from chat_service import store
+from chat_service import messages_store, store
 from shared.db import migrate
 
 MIGRATIONS = Path(store.__file__).parent / "migrations"
@@ -106,30 +106,36 @@ async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
     await chat.execute("ANALYZE room_messages")
     for mode in MODES:
         for room in (quiet, busy):
-            for before in (store.NO_UPPER_BOUND, 500):
-                plan = await explain(chat, store.MESSAGES_PAGE, (room, before, 51), mode)
+            for before in (messages_store.NO_UPPER_BOUND, 500):
+                plan = await explain(chat, messages_store.MESSAGES_PAGE, (room, before, 51), mode)
                 assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
-                # A member's page: the same scan, after a membership check run once.
+                # A member's page (as JSON): the same scan, after a membership check run once.
                 plan = await explain(
-                    chat, store.MEMBER_MESSAGES_PAGE, (room, before, 51, "alice"), mode
+                    chat, messages_store.MEMBER_PAGE_JSON, (room, before, 51, "alice"), mode
                 )
                 assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
                 assert_checked_once(plan)
             # `after`: the same key, forwards.
-            plan = await explain(chat, store.MESSAGES_NEWER, (room, 500, 51), mode)
+            plan = await explain(chat, messages_store.MESSAGES_NEWER, (room, 500, 51), mode)
             assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
-            plan = await explain(chat, store.MEMBER_MESSAGES_NEWER, (room, 500, 51, "alice"), mode)
+            plan = await explain(
+                chat, messages_store.MEMBER_NEWER_JSON, (room, 500, 51, "alice"), mode
+            )
             assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
             assert_checked_once(plan)
         # What it costs: a handful of pages, none of the other room's million rows.
         plan = await explain(
-            chat, store.MESSAGES_PAGE, (quiet, store.NO_UPPER_BOUND, 51), mode, analyze=True
+            chat,
+            messages_store.MESSAGES_PAGE,
+            (quiet, messages_store.NO_UPPER_BOUND, 51),
+            mode,
+            analyze=True,
         )
         scan = scan_of(plan, "room_messages")
         assert scan["Actual Rows"] == 51
         assert scan["Shared Hit Blocks"] + scan["Shared Read Blocks"] < 20, scan
     # A message by id alone (realtime events) is an index lookup too.
-    plan = await explain(chat, store.MESSAGE_BY_ID, (7,), "force_generic_plan")
+    plan = await explain(chat, messages_store.MESSAGE_BY_ID, (7,), "force_generic_plan")
     assert scan_of(plan, "room_messages")["Index Name"] == "room_messages_by_id"
 
 
