@@ -26,7 +26,7 @@ from meeting_service.paths import TAGS, code_of, participant_id_of, room_id_of
 from meeting_service.refusals import Refusal, Refused
 from meeting_service.room_codes import CodeGenerator
 from shared.auth import identity_of
-from shared.bodies import json_model, read_json_object, validate, validate_query
+from shared.bodies import json_body, json_model, read_json_object, validate, validate_query
 from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
@@ -119,7 +119,7 @@ async def my_rooms(request: web.Request) -> web.Response:
 )
 async def room_by_code(request: web.Request) -> web.Response:
     code = code_of(request)
-    return json_model(await rooms_store.room_by_code(request.app[POOL_KEY], code))
+    return json_body(await rooms_store.room_by_code(request.app[POOL_KEY], code))
 
 
 @routes.post("/rooms/code/{code}/join")
