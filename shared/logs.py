@@ -32,16 +32,15 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
-class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
+class Timestamps:
+    """ISO 8601 in UTC to the millisecond, as datetime writes it; the part up to the
+    second is made once a second. One per thread that writes them."""
+
+    def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
 
-    def _timestamp(self, created: float) -> str:
-        """ISO 8601 in UTC to the millisecond, as datetime writes it; the part up to
-        the second is made once a second."""
+    def __call__(self, created: float) -> str:
         second = int(created)
         micros = round((created - second) * 1e6)
         if micros >= 1_000_000:  # rounds up into the next second: rare, the long way
@@ -50,6 +49,13 @@ class JsonFormatter(logging.Formatter):
             stamp = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")
             self._prefix, self._second = stamp.removesuffix("+00:00"), second
         return f"{self._prefix}.{micros // 1000:03d}+00:00"
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+        self._timestamp = Timestamps()
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -77,7 +83,8 @@ _encode = json.JSONEncoder(default=str).encode
 
 
 MAX_QUEUED_LINES = 10_000
-Records = queue.SimpleQueue[logging.LogRecord | None]
+# Records to format, lines formatted already (the access log's), None to stop.
+Records = queue.SimpleQueue[logging.LogRecord | str | None]
 
 
 class Handoff(logging.handlers.QueueHandler):
@@ -87,11 +94,15 @@ class Handoff(logging.handlers.QueueHandler):
     without bound or stall the event loop. The queue is a SimpleQueue (a put is one
     C call), bounded here at `limit` lines."""
 
-    def __init__(self, records: Records, limit: int = MAX_QUEUED_LINES) -> None:
+    def __init__(
+        self, records: Records, limit: int = MAX_QUEUED_LINES, service: str | None = None
+    ) -> None:
         super().__init__(records)
         self.records = records
         self.limit = limit
         self.dropped = 0
+        # The process's name in its lines, for lines formatted before the handoff.
+        self.service = service
 
     def handle(self, record: logging.LogRecord) -> bool:
         # Handler.handle's lock is not needed: the queue is thread-safe and
@@ -116,6 +127,13 @@ class Handoff(logging.handlers.QueueHandler):
             self.dropped += 1
         else:
             self.records.put_nowait(record)
+
+    def put_line(self, line: str) -> None:
+        """A line formatted already (AccessLogger's), bounded the same way."""
+        if self.records.qsize() >= self.limit:
+            self.dropped += 1
+        else:
+            self.records.put_nowait(line)
 
 
 _TRACEBACKS = logging.Formatter()
@@ -151,7 +169,11 @@ class LogWriter(threading.Thread):
                     batch.append(self.records.get_nowait())
                 except queue.Empty:
                     break
-            lines = [self.formatter.format(r) for r in batch if r is not None]
+            lines = [
+                r if r.__class__ is str else self.formatter.format(r)  # type: ignore[arg-type]
+                for r in batch
+                if r is not None
+            ]
             if self.handoff.dropped:
                 dropped, self.handoff.dropped = self.handoff.dropped, 0
                 lines.append(self._dropped_line(dropped))
@@ -176,8 +198,8 @@ class LogWriter(threading.Thread):
 
 
 def configure_logging(service: str, level: str = "INFO", stream: TextIO | None = None) -> LogWriter:
-    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
-    handoff = Handoff(records)
+    records: Records = queue.SimpleQueue()
+    handoff = Handoff(records, service=service)
     writer = LogWriter(records, JsonFormatter(service), stream or sys.stdout, handoff)
     writer.start()
     atexit.register(writer.stop)
@@ -203,8 +225,11 @@ class AccessLogger(AbstractAccessLogger):
     """One line a request: method, path without its query (it may hold a token), status,
     time (to the microsecond), and the caller's user id when the request carried a token.
 
-    The record is what `logger.info("request", extra=...)` makes, handed to the
-    logger as such, without rebuilding its constant attributes on every request."""
+    Where the line goes straight to the process's log writer (configure_logging's
+    Handoff is all the logger leads to), it is written here, as JsonFormatter writes
+    the record of `logger.info("request", extra=...)`, and handed over as text: the
+    log thread then only writes it. Otherwise (a test's handlers) that record goes to
+    the logger as such, without rebuilding its constant attributes on every request."""
 
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
@@ -223,12 +248,29 @@ class AccessLogger(AbstractAccessLogger):
         self._template = template.__dict__
         # relativeCreated is counted from logging's start: from the template's on.
         self._relative_base = template.relativeCreated - template.created * 1000
+        self._handoff = _only_handoff(logger)
+        if self._handoff is not None:
+            self._timestamp = Timestamps()
+            self._head = (
+                f'", "level": "info", "service": {_json(self._handoff.service)},'
+                f' "logger": {_json(logger.name)}, "msg": "request", "request_id": '
+            )
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if LOGGED_UPSTREAM_KEY in request:
             return
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
+            return
+        if self._handoff is not None:
+            self._handoff.put_line(
+                f'{{"ts": "{self._timestamp(_now())}{self._head}'
+                f"{_json(response.headers.get('X-Request-ID'))},"
+                f' "method": {_json(request.method)}, "path": {_json(request.path)},'
+                f' "status": {response.status!r}, "duration_ms": {round(time * 1000, 3)!r},'
+                f' "remote": {_json(client_address(request))},'
+                f' "user_id": {_json(request.get(USER_ID_KEY))}}}'
+            )
             return
         record: logging.LogRecord = _new_record(logging.LogRecord)
         fields = record.__dict__
@@ -247,5 +289,34 @@ class AccessLogger(AbstractAccessLogger):
         logger.handle(record)
 
 
+def _only_handoff(logger: logging.Logger) -> Handoff | None:
+    """The Handoff configure_logging installed, when it is the one handler a record
+    of `logger` at INFO reaches (as Logger.callHandlers walks), and nothing filters."""
+    if logger.filters or logger.disabled:
+        return None
+    handlers: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        handlers.extend(current.handlers)
+        current = current.parent if current.propagate else None
+    if len(handlers) != 1:
+        return None
+    [handler] = handlers
+    if (
+        isinstance(handler, Handoff)
+        and handler.service is not None
+        and not handler.filters
+        and handler.level <= logging.INFO
+    ):
+        return handler
+    return None
+
+
+def _json(value: str | None) -> str:
+    """A string or null, as JsonFormatter's encoder writes it (ASCII, escaped)."""
+    return "null" if value is None else _encode_string(value)
+
+
+_encode_string = json.encoder.encode_basestring_ascii
 _new_record = object.__new__
 _now = time.time

@@ -15,6 +15,7 @@ from aiohttp.test_utils import make_mocked_request
 from chat_service.app import create_app
 from chat_service.settings import ChatSettings
 from shared.logs import (
+    USER_ID_KEY,
     AccessLogger,
     Handoff,
     JsonFormatter,
@@ -214,3 +215,102 @@ def test_a_simple_queue_handoff_is_bounded_too():
         assert handoff.handle(record)
     assert handoff.dropped == 2
     assert [records.get_nowait().msg for _ in range(records.qsize())] == ["line 0", "line 1"]
+
+
+async def test_the_process_writes_one_access_line_a_request_with_no_secret(
+    aiohttp_server, aiohttp_client, database_url, jwks_json, make_token
+):
+    """As the processes log (configure_logging): the access line is written on the
+    loop and handed to the log thread as text."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    switches = logging._srcfile, logging.logThreads, logging.logProcesses
+    try:
+        writer = configure_logging("chat", "INFO", stream)
+        app = create_app(ChatSettings(database_url=database_url, jwks=jwks_json, bcrypt_rounds=4))
+        server = await aiohttp_server(app, access_log_class=AccessLogger)
+        client = await aiohttp_client(server)
+        token = make_token("alice")
+        r = await client.get(
+            f"/api/rooms?access_token={token}",
+            headers={"Authorization": token, "X-Request-ID": "trace-1"},
+        )
+        assert r.status == 200
+        r = await client.post(
+            "/api/create_room",
+            json={"room_name": "secret room", "is_private": 1, "password": "hunter2-password"},
+            headers={"Authorization": token},
+        )
+        assert r.status == 201
+        created_id = r.headers["X-Request-ID"]
+        r = await client.get("/api/nowhere/é", headers={"X-Request-ID": "trace-3"})
+        assert r.status == 404
+        await client.close()
+        writer.stop()
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+        logging._srcfile, logging.logThreads, logging.logProcesses = switches
+    text = stream.getvalue()
+    access = [json.loads(line) for line in text.splitlines() if '"aiohttp.access"' in line]
+    for line in access:
+        assert TIMESTAMP.match(line.pop("ts"))
+        assert isinstance(line.pop("duration_ms"), float)
+        assert line.pop("remote") == "127.0.0.1"
+    common = {"level": "info", "service": "chat", "logger": "aiohttp.access", "msg": "request"}
+    assert access == [
+        {**common, "request_id": "trace-1", "method": "GET", "path": "/api/rooms"}
+        | {"status": 200, "user_id": "u_alice"},
+        {**common, "request_id": created_id, "method": "POST", "path": "/api/create_room"}
+        | {"status": 201, "user_id": "u_alice"},
+        {**common, "request_id": "trace-3", "method": "GET", "path": "/api/nowhere/é"}
+        | {"status": 404, "user_id": None},
+    ]
+    assert token not in text
+    assert "hunter2-password" not in text
+
+
+def test_the_written_access_line_is_what_the_formatter_writes_for_its_record(monkeypatch):
+    """AccessLogger's own line (configure_logging's Handoff behind the logger) is,
+    character for character, JsonFormatter's line for the record it would make."""
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    handoff = Handoff(records, service="meeting")
+    logger = logging.getLogger("test.access.line")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handoff)
+    direct = AccessLogger(logger, "")
+    assert direct._handoff is handoff
+    captured: list[logging.LogRecord] = []
+    plain = logging.Handler()
+    plain.emit = captured.append  # type: ignore[method-assign]
+    logger.addHandler(plain)
+    assert AccessLogger(logger, "")._handoff is None  # two handlers: a record for both
+    logger.removeHandler(handoff)
+    usual = AccessLogger(logger, "")
+    formatter = JsonFormatter("meeting")
+    cases = [
+        ("GET", "/rooms/code/abc-def-ghi", "trace-7", 200, 0.000_123_4, "u_1", "10.0.0.1"),
+        ("POST", '/api/é/"q"/\\/\x7f', None, 404, 12.345_678_9, None, "::1"),
+        ("DELETE", "/", "x" * 128, 500, 0.0, "ü", "unknown"),
+    ]
+    try:
+        for method, path, request_id, status, seconds, user_id, remote in cases:
+            moment = 1_700_000_000.123_456
+            monkeypatch.setattr("shared.logs._now", lambda moment=moment: moment)
+            monkeypatch.setattr("shared.logs.client_address", lambda _r, remote=remote: remote)
+            request = make_mocked_request(method, path + "?access_token=secret")
+            request[USER_ID_KEY] = user_id
+            headers = {} if request_id is None else {"X-Request-ID": request_id}
+            response = web.Response(status=status, headers=headers)
+            direct.log(request, response, seconds)
+            usual.log(request, response, seconds)
+            line = records.get_nowait()
+            assert isinstance(line, str)
+            assert line == formatter.format(captured.pop()), line
+            assert "secret" not in line
+    finally:
+        logger.removeHandler(plain)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
