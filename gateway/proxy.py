@@ -9,7 +9,7 @@ decoded. WebSocket upgrades go to the WebSocket relay (gateway.websocket_proxy).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -84,14 +84,11 @@ async def forward(request: web.Request, upstream: Upstream) -> web.StreamRespons
         len(body) if isinstance(body, bytes) else None,
         chunked=isinstance(body, LimitedBody),
     )
+    await take_place(pool, upstream)
     try:
-        if not pool.take():
-            await pool.wait()
-    except Busy:
-        log.warning("upstream pool exhausted", extra={"upstream": upstream.name})
-        raise ApiError(503, f"{upstream.name} busy", headers={"Retry-After": "1"}) from None
-    try:
-        exchange = await _send(request, upstream, pool, head, body)
+        exchange = await send_request(
+            upstream, pool, request.method, head, body, lambda: client_gone(request)
+        )
         try:
             return await _relay(request, upstream, exchange)
         finally:
@@ -100,19 +97,33 @@ async def forward(request: web.Request, upstream: Upstream) -> web.StreamRespons
         pool.release()
 
 
-async def _send(
-    request: web.Request,
+async def take_place(pool: UpstreamPool, upstream: Upstream) -> None:
+    """One of the pool's places for a request in flight (`pool.release()` it after);
+    503 with Retry-After when none came free in time."""
+    try:
+        if not pool.take():
+            await pool.wait()
+    except Busy:
+        log.warning("upstream pool exhausted", extra={"upstream": upstream.name})
+        raise ApiError(503, f"{upstream.name} busy", headers={"Retry-After": "1"}) from None
+
+
+async def send_request(
     upstream: Upstream,
     pool: UpstreamPool,
+    method: str,
     head: bytes,
     body: bytes | LimitedBody | None,
+    gone: Callable[[], bool],
 ) -> Exchange:
-    """The request sent, and its answer's head received. A kept-alive connection
-    the service closed meanwhile fails before any answer: the request goes once
-    more, on a new connection, when sending it twice cannot do harm."""
+    """The request sent, and its answer's head received (`finish()` the exchange
+    after); 502 or 504 when the service failed, unless the client is `gone`. A
+    kept-alive connection the service closed meanwhile fails before any answer: the
+    request goes once more, on a new connection, when sending it twice cannot do
+    harm. Both the aiohttp route and the edge (gateway.edge) send here."""
     data = body.chunks() if isinstance(body, LimitedBody) else body
-    retry = request.method in IDEMPOTENT and not isinstance(body, LimitedBody)
-    head_only = request.method == "HEAD"
+    retry = method in IDEMPOTENT and not isinstance(body, LimitedBody)
+    head_only = method == "HEAD"
     try:
         exchange = await pool.connection()
         try:
@@ -138,7 +149,7 @@ async def _send(
     except (UpstreamError, aiohttp.ClientError, BodyTooLarge) as exc:
         if isinstance(body, LimitedBody) and body.exceeded:
             raise too_large() from None
-        if client_gone(request):
+        if gone():
             raise  # the client hung up mid-body: not the upstream's fault
         log.warning("upstream failed", extra={"upstream": upstream.name, "error": repr(exc)})
         raise ApiError(502, f"{upstream.name} unavailable") from None

@@ -6,6 +6,7 @@ writes its request heads as bytes, and the WebSocket relay
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import aiohttp
@@ -119,27 +120,53 @@ def _encoded(value: str) -> bytes:
 def request_head(
     request: web.Request, authority: bytes, body_length: int | None, *, chunked: bool = False
 ) -> bytes:
-    """The request line and headers the service gets, as bytes: the client's
-    end-to-end headers as it wrote them, then the gateway's own. The body is
-    `body_length` bytes, or `chunked`, or none at all."""
+    """The request line and headers the service gets, as bytes (`head_bytes`), for a
+    request aiohttp parsed."""
     tokens = _connection_tokens(request.headers) if "Connection" in request.headers else None
     scheme, host = forwarded_scheme_and_host(request)
-    parts = [
-        b"%s %s HTTP/1.1\r\nHost: %s\r\n"
-        % (request.method.encode(), _encoded(request.rel_url.raw_path_qs), authority)
-    ]
-    for name, value in request.raw_headers:
+    return head_bytes(
+        request.method.encode(),
+        _encoded(request.rel_url.raw_path_qs),
+        request.raw_headers,
+        tokens,
+        authority,
+        forwarded_for=", ".join(forwarded_chain(request)),
+        scheme=scheme,
+        host=host,
+        request_id=request_id_of(request),
+        body_length=body_length,
+        chunked=chunked,
+    )
+
+
+def head_bytes(
+    method: bytes,
+    target: bytes,
+    raw_headers: Iterable[tuple[bytes, bytes]],
+    connection_tokens: Collection[str] | None,
+    authority: bytes,
+    *,
+    forwarded_for: str,
+    scheme: str,
+    host: str,
+    request_id: str,
+    body_length: int | None,
+    chunked: bool = False,
+) -> bytes:
+    """The request line and headers the service gets, as bytes: the client's
+    end-to-end headers as it wrote them (`raw_headers`, without those its Connection
+    header names), then the gateway's own. The body is `body_length` bytes, or
+    `chunked`, or none at all. Both the aiohttp route (`request_head`) and the
+    edge (gateway.edge) write their heads here."""
+    tokens = connection_tokens
+    parts = [b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, target, authority)]
+    for name, value in raw_headers:
         if _relayed(name) and not (tokens and name.decode("latin-1").lower() in tokens):
             parts.append(b"%s: %s\r\n" % (name, value))
     parts.append(
         b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %s\r\n"
         b"X-Request-ID: %s\r\n"
-        % (
-            _encoded(", ".join(forwarded_chain(request))),
-            _encoded(scheme),
-            _encoded(host),
-            _encoded(request_id_of(request)),
-        )
+        % (_encoded(forwarded_for), _encoded(scheme), _encoded(host), _encoded(request_id))
     )
     if chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n\r\n")
@@ -182,25 +209,35 @@ def _name(spelled: bytes) -> tuple[bytes, str]:
 def answer_headers(
     raw: list[tuple[bytes, bytes]],
 ) -> tuple[list[tuple[str, str]], str | None, bool]:
-    """The service's end-to-end headers for the client, the route template it named,
-    and whether they give the body's length."""
-    headers: list[tuple[str, str]] = []
+    """The service's end-to-end headers for the client (as text, for aiohttp), the
+    route template it named, and whether they give the body's length."""
+    kept, route, fixed, _ = kept_answer_headers(raw)
+    return [(_name(name)[1], _decoded(value)) for name, value in kept], route, fixed
+
+
+def kept_answer_headers(
+    raw: list[tuple[bytes, bytes]],
+) -> tuple[list[tuple[bytes, bytes]], str | None, bool, list[bytes]]:
+    """The service's end-to-end headers for the client as it spelled them, the
+    route template it named, whether they give the body's length, and the kept
+    headers' names lowered."""
+    headers: list[tuple[bytes, bytes]] = []
     kept: list[bytes] = []
     route = None
     connection: list[bytes] = []
     for spelled, value in raw:
-        lowered, name = _name(spelled)
+        lowered = _name(spelled)[0]
         if lowered in _NOT_RETURNED:
             if lowered == _ROUTE:
                 route = _decoded(value)
             elif lowered == b"connection":
                 connection.append(value)
             continue
-        headers.append((name, _decoded(value)))
+        headers.append((spelled, value))
         kept.append(lowered)
     if connection:  # and the headers it names, meant for this hop alone
         tokens = {t.strip().lower().encode() for v in connection for t in _decoded(v).split(",")}
         pairs = zip(headers, kept, strict=True)
         headers = [pair for pair, lowered in pairs if lowered not in tokens]
         kept = [lowered for lowered in kept if lowered not in tokens]
-    return headers, route, b"content-length" in kept
+    return headers, route, b"content-length" in kept, kept

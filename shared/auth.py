@@ -45,13 +45,18 @@ def token_from_request(request: web.Request) -> str | None:
     upgrade also `?access_token=`, since browsers cannot set headers there."""
     header = request.headers.get("Authorization", "").strip()
     if header:
-        scheme, _, rest = header.partition(" ")
-        if scheme.lower() == "bearer":
-            return rest.strip() or None
-        return header if " " not in header else None
+        return token_from_header(header)
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return request.query.get("access_token") or None
     return None
+
+
+def token_from_header(header: str) -> str | None:
+    """The token in an Authorization header's (stripped, non-empty) value."""
+    scheme, _, rest = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return rest.strip() or None
+    return header if " " not in header else None
 
 
 def unauthorized() -> ApiError:
@@ -95,6 +100,10 @@ class KeySet:
             if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and jwk.get("kid"):
                 keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
         self._keys = keys
+
+    def known(self, kid: str) -> Any | None:
+        """The key of that id if it is at hand (no fetch)."""
+        return self._keys.get(kid)
 
     async def get(self, kid: str) -> Any | None:
         key = self._keys.get(kid)
@@ -142,15 +151,22 @@ class TokenVerifier:
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid token; 401 for anything else. The algorithm is
         pinned, so `alg: none` and HS256-with-the-public-key tokens fail here."""
+        key = await self.keys.get(self._key_id(token))
+        if key is None:
+            raise unauthorized()
+        return self._decode(token, key)
+
+    def _key_id(self, token: str) -> str:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise unauthorized() from None
-        if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+        kid = header.get("kid")
+        if header.get("alg") != ALGORITHM or not isinstance(kid, str):
             raise unauthorized()
-        key = await self.keys.get(header["kid"])
-        if key is None:
-            raise unauthorized()
+        return kid
+
+    def _decode(self, token: str, key: Any) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -164,14 +180,39 @@ class TokenVerifier:
             raise unauthorized() from None
         return claims
 
-    async def identify(self, token: str) -> Identity:
+    def cached(self, token: str) -> Identity | None:
+        """The identity of a token verified before and not expired yet."""
         cached = self._verified.get(token)
         if cached is not None:
             if cached[0] > time.time():
                 self._verified.move_to_end(token)
                 return cached[1]
             del self._verified[token]
-        claims = await self.verify(token)
+        return None
+
+    def identify_now(self, token: str) -> Identity | None:
+        """`identify` without awaiting: the identity of a valid token that was
+        verified before or whose key is at hand (verified now, and remembered);
+        None when only `identify` can tell, an invalid token included (the
+        gateway's edge then leaves the request to aiohttp, which answers 401)."""
+        identity = self.cached(token)
+        if identity is not None:
+            return identity
+        try:
+            key = self.keys.known(self._key_id(token))
+            if key is None:
+                return None
+            return self._remember(token, self._decode(token, key))
+        except ApiError:
+            return None
+
+    async def identify(self, token: str) -> Identity:
+        cached = self.cached(token)
+        if cached is not None:
+            return cached
+        return self._remember(token, await self.verify(token))
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> Identity:
         identity = self._identity(claims)
         self._verified[token] = (float(claims["exp"]), identity)
         if len(self._verified) > self._cache_size:

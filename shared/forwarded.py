@@ -90,20 +90,33 @@ def client_address(request: web.BaseRequest) -> str:
     return forwarded_chain(request)[0]
 
 
-def _last(request: web.BaseRequest, name: str) -> str | None:
-    values = [v.strip() for line in request.headers.getall(name, ()) for v in line.split(",")]
+def _last(lines: Sequence[str]) -> str | None:
+    values = [v.strip() for line in lines for v in line.split(",")]
     return values[-1] if values and values[-1] else None
 
 
 def forwarded_scheme_and_host(request: web.BaseRequest) -> tuple[str, str]:
     """The scheme and host the client asked for: as the trusted proxy in front says
     (its X-Forwarded-Proto / -Host, the last value), or as this process saw them."""
-    scheme, host = request.scheme, request.host
-    if request.get(CHAIN_KEY) is not None:  # the peer is a trusted proxy
-        proto = _last(request, "X-Forwarded-Proto")
-        if proto is not None and proto.lower() in ("http", "https"):
-            scheme = proto.lower()
-        forwarded_host = _last(request, "X-Forwarded-Host")
-        if forwarded_host is not None and " " not in forwarded_host:
-            host = forwarded_host
+    if request.get(CHAIN_KEY) is None:  # the peer is no trusted proxy
+        return request.scheme, request.host
+    return scheme_and_host(
+        request.scheme,
+        request.host,
+        request.headers.getall("X-Forwarded-Proto", ()),
+        request.headers.getall("X-Forwarded-Host", ()),
+    )
+
+
+def scheme_and_host(
+    scheme: str, host: str, protos: Sequence[str], hosts: Sequence[str]
+) -> tuple[str, str]:
+    """`forwarded_scheme_and_host` from the values: this process's scheme and host,
+    and the X-Forwarded-Proto and -Host lines of a trusted proxy."""
+    proto = _last(protos)
+    if proto is not None and proto.lower() in ("http", "https"):
+        scheme = proto.lower()
+    forwarded_host = _last(hosts)
+    if forwarded_host is not None and " " not in forwarded_host:
+        host = forwarded_host
     return scheme, host

@@ -28,11 +28,15 @@ def request_id_of(request: web.Request) -> str:
     return request_id
 
 
+def request_id_from(given: str | None) -> str:
+    """The client's id (its X-Request-ID) when it is sane, a new one otherwise."""
+    return given if given is not None and _SANE.match(given) else new_request_id()
+
+
 def assign_request_id(request: web.Request) -> str:
-    """The client's id when it is sane, a new one otherwise: on the request, and in
-    the context its log lines are written from."""
-    given = request.headers.get(HEADER)
-    request_id = given if given is not None and _SANE.match(given) else new_request_id()
+    """`request_id_from` the request's header: on the request, and in the context
+    its log lines are written from."""
+    request_id = request_id_from(request.headers.get(HEADER))
     request[REQUEST_ID_KEY] = request_id
     request_id_var.set(request_id)
     return request_id
