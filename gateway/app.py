@@ -8,6 +8,8 @@ from aiohttp import web
 
 from gateway.api_docs import MergedDocs
 from gateway.cors import preflight_middleware, setup_cors
+from gateway.edge import edge_front
+from gateway.edge_request import Route, Routes
 from gateway.identity import ISSUER_KEY, JWKS_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, key_ring_of
 from gateway.observability import GATEWAY_METRICS_KEY, GatewayMetrics
@@ -23,6 +25,7 @@ from shared.auth import KeySet, TokenVerifier
 from shared.health import UPSTREAM_CHECKS_KEY, ReadyCheck
 from shared.openapi import OPENAPI_EXTEND_KEY
 from shared.passwords import passwords_ctx
+from shared.server import FRONT_KEY
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -65,10 +68,21 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     app.add_routes(routes)
     add_web_client(app)
     # The one meeting route that needs no token: looking a room up by its code.
-    app.router.add_get("/rooms/code/{code}", proxy_handler(meeting, public=True))
-    app.router.add_route("*", "/api/{tail:.*}", proxy_handler(chat))
-    app.router.add_route("*", "/rooms", proxy_handler(meeting))
-    app.router.add_route("*", "/rooms/{tail:.*}", proxy_handler(meeting))
+    code = app.router.add_get("/rooms/code/{code}", proxy_handler(meeting, public=True))
+    api = app.router.add_route("*", "/api/{tail:.*}", proxy_handler(chat))
+    rooms = app.router.add_route("*", "/rooms", proxy_handler(meeting))
+    rooms_tail = app.router.add_route("*", "/rooms/{tail:.*}", proxy_handler(meeting))
+    # The public port's connections start at the edge, which relays these routes'
+    # plain requests itself and hands the rest to this app (gateway.edge).
+    app[FRONT_KEY] = edge_front(
+        app,
+        Routes(
+            code=Route(meeting, code.resource.canonical),  # type: ignore[union-attr]
+            api=Route(chat, api.resource.canonical),  # type: ignore[union-attr]
+            rooms=Route(meeting, rooms.resource.canonical),  # type: ignore[union-attr]
+            rooms_tail=Route(meeting, rooms_tail.resource.canonical),  # type: ignore[union-attr]
+        ),
+    )
     return app
 
 

@@ -6,6 +6,13 @@ itself, in plain text, logging the error with a traceback that quotes the reques
 `RequestHandler` answers those in the API's JSON with a request id instead, and logs
 one line without the request's bytes. The processes (shared.runner) and the test
 servers (tests/conftest.py) both serve through `AppRunner`.
+
+An app may put a protocol of its own in front of aiohttp's (`FRONT_KEY`: the
+gateway's edge, gateway.edge). The server then makes that front for each
+connection; the front serves what it can itself and hands the connection to
+aiohttp (`Server.handler()`, then the transport's `set_protocol`) for the rest.
+The server knows the fronts it made (`Server.fronts`) as it knows aiohttp's
+connections, so a shutdown closes and waits for both.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web, web_protocol, web_server
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
@@ -80,13 +88,49 @@ class RequestHandler(web_protocol.RequestHandler):
         return response
 
 
+class Front(Protocol):
+    """What the server needs of a connection served by a front: to be told to stop
+    taking requests (close), and to be waited for at shutdown."""
+
+    def close(self) -> None: ...
+
+    async def shutdown(self, timeout: float | None) -> None: ...  # noqa: ASYNC109
+
+
+# Makes the front for one connection, given the server that serves the app.
+FrontFactory = Callable[["Server"], asyncio.BaseProtocol]
+FRONT_KEY = web.AppKey[FrontFactory]("front")
+
+
 class Server(web_server.Server):
-    def __call__(self) -> web_protocol.RequestHandler:
+    def __init__(self, *args: Any, front: FrontFactory | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.front = front
+        # The connections a front serves and has not handed to aiohttp (yet).
+        self.fronts: set[Front] = set()
+
+    def __call__(self) -> asyncio.BaseProtocol:  # type: ignore[override]
+        if self.front is not None:
+            return self.front(self)
+        return self.handler()
+
+    def handler(self) -> web_protocol.RequestHandler:
+        """aiohttp's protocol for a connection (a front's hand-off makes it here too)."""
         return RequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def pre_shutdown(self) -> None:
+        super().pre_shutdown()
+        for front in list(self.fronts):
+            front.close()
+
+    async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        fronts = [front.shutdown(timeout) for front in list(self.fronts)]
+        await asyncio.gather(super().shutdown(timeout), *fronts)
 
 
 class AppRunner(web.AppRunner):
-    """web.AppRunner whose connections are handled by `RequestHandler`."""
+    """web.AppRunner whose connections are handled by `RequestHandler`, behind the
+    app's front (FRONT_KEY) when it has one."""
 
     async def _make_server(self) -> web_server.Server:
         made = await super()._make_server()
@@ -95,5 +139,6 @@ class AppRunner(web.AppRunner):
             request_factory=made.request_factory,
             handler_cancellation=made.handler_cancellation,
             loop=asyncio.get_running_loop(),
+            front=self._app.get(FRONT_KEY),
             **made._kwargs,
         )

@@ -288,8 +288,11 @@ async def test_a_stale_pooled_connection_is_retried_for_idempotent_requests(
 
 
 async def test_a_small_response_leaves_in_one_write(gateway, make_token, monkeypatch):
-    """Headers and body together: one write to the client's socket, not two."""
+    """Headers and body together: one write to the client's socket, not two, whether
+    the edge (gateway.edge) or aiohttp's writer sends it."""
     from aiohttp import http_writer
+
+    from gateway.edge import EdgeConnection
 
     port = gateway.server.port
     writes = []
@@ -309,6 +312,13 @@ async def test_a_small_response_leaves_in_one_write(gateway, make_token, monkeyp
     monkeypatch.setattr(
         http_writer.StreamWriter, "_writelines", counted(http_writer.StreamWriter._writelines)
     )
+    edge_write = EdgeConnection.write
+
+    def edge_counted(self, data):
+        writes.append(data)
+        return edge_write(self, data)
+
+    monkeypatch.setattr(EdgeConnection, "write", edge_counted)
     r = await gateway.get("/api/x", headers=bearer(make_token()))
     body = await r.read()
     assert r.status == 200

@@ -1,0 +1,203 @@
+"""The edge (gateway.edge) on one connection: what it relays itself, what it hands to
+aiohttp (and when: between requests, in order), keep-alive, timeouts, a client that
+hangs up, and a graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+from typing import Any
+
+import pytest
+
+from gateway.edge import EdgeConnection
+from shared.error_codes import code_of
+from shared.metrics import METRICS_KEY
+from tests.gateway.raw_http import RawClient, request
+from tests.gateway.test_edge_identical import relayed_by_the_edge
+
+
+def _error(status: int, message: str) -> dict[str, Any]:
+    return {"error": message, "code": code_of(status, message, validation=False)}
+
+
+async def test_pipelined_fast_refused_and_fast_requests_are_answered_in_order(
+    gateway, echo, make_token, monkeypatch
+):
+    relayed = relayed_by_the_edge(monkeypatch)
+    token = {"Authorization": f"Bearer {make_token()}"}
+    client = await RawClient.open(gateway.server.port)
+    client.send(
+        request("GET", "/api/a", {**token, "X-Request-ID": "one"})
+        + request("GET", "/api/b", {"Authorization": "Bearer not-a-token", "X-Request-ID": "two"})
+        + request("GET", "/api/c", {**token, "X-Request-ID": "three"})
+    )
+    first, second, third = [await client.answer() for _ in range(3)]
+    assert (first.status, first.header("X-Request-ID")) == (200, "one")
+    assert (second.status, second.header("X-Request-ID")) == (401, "two")
+    assert json.loads(second.body) == _error(401, "unauthorized")
+    assert second.header("WWW-Authenticate") == "Bearer"
+    assert (third.status, third.header("X-Request-ID")) == (200, "three")
+    assert [r["path_qs"] for r in echo.requests] == ["/api/a", "/api/c"]
+    assert relayed == ["/api/a"]  # the rest of the connection was aiohttp's
+    await client.close()
+
+
+async def test_a_websocket_upgrade_after_fast_requests(gateway, make_token, monkeypatch):
+    relayed = relayed_by_the_edge(monkeypatch)
+    token = make_token()
+    client = await RawClient.open(gateway.server.port)
+    for path in ("/api/a", "/api/b"):
+        client.send(request("GET", path, {"Authorization": token}))
+        assert (await client.answer()).status == 200
+    key = base64.b64encode(os.urandom(16)).decode()
+    client.send(
+        request(
+            "GET",
+            "/api/ws",
+            {
+                "Authorization": token,
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": key,
+                "Sec-WebSocket-Version": "13",
+            },
+        )
+    )
+    head = await client.reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    mask = os.urandom(4)
+    payload = b"hi"
+    client.send(b"\x81\x82" + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    frame = await client.reader.readexactly(2 + len(b"echo:hi"))
+    assert frame == b"\x81\x07echo:hi"
+    assert relayed == ["/api/a", "/api/b"]
+    await client.close()
+
+
+async def test_a_chunked_body_after_a_fast_request_goes_to_aiohttp_whole(
+    gateway, echo, make_token, monkeypatch
+):
+    relayed = relayed_by_the_edge(monkeypatch)
+    token = {"Authorization": make_token()}
+    body = os.urandom(3000)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:1000], body[1000:]))
+    client = await RawClient.open(gateway.server.port)
+    client.send(
+        request("GET", "/api/a", token)
+        + b"POST /api/up HTTP/1.1\r\nHost: g\r\nAuthorization: "
+        + token["Authorization"].encode()
+        + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunks
+        + b"0\r\n\r\n"
+    )
+    assert (await client.answer()).status == 200
+    answer = await client.answer()
+    assert answer.status == 200
+    seen = json.loads(answer.body)
+    assert (seen["length"], seen["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
+    assert relayed == ["/api/a"]
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("refused", "status", "message"),
+    [
+        (request("POST", "/api/big-body", body=b"x" * 2000), 413, "request body too large"),
+        (b"GET /api/x HTTP/1.1\r\nHost: g\r\nBad Header\r\n\r\n", 400, "bad request"),
+        (
+            b"GET /api/x HTTP/1.1\r\nHost: g\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+            431,
+            "request header fields too large",
+        ),
+        (b"BREW /api/x HTTP/1.1\r\nHost: g\r\n\r\n", 501, "method not implemented"),
+    ],
+)
+async def test_refusals_after_a_fast_request_are_aiohttp_s_exact_answers(
+    gateway_factory, echo, make_token, refused, status, message
+):
+    gateway = await gateway_factory(str(echo.server.make_url("")), max_body_bytes=1000)
+    token = make_token()
+    if status == 413:
+        refused = refused.replace(b"Host:", b"Authorization: " + token.encode() + b"\r\nHost:")
+    client = await RawClient.open(gateway.server.port)
+    client.send(request("GET", "/api/a", {"Authorization": token}) + refused)
+    assert (await client.answer()).status == 200
+    answer = await client.answer()
+    assert answer.status == status
+    body = json.loads(answer.body)
+    body.pop("request_id", None)
+    assert body == _error(status, message)
+    await client.close()
+
+
+async def test_a_client_hanging_up_does_not_cancel_the_relayed_request(
+    gateway, echo, make_token, monkeypatch
+):
+    lost = asyncio.Event()
+    connection_lost = EdgeConnection.connection_lost
+
+    def noticed(self: EdgeConnection, exc: Exception | None) -> None:
+        connection_lost(self, exc)
+        lost.set()
+
+    monkeypatch.setattr(EdgeConnection, "connection_lost", noticed)
+    client = await RawClient.open(gateway.server.port)
+    client.send(request("GET", "/api/stall", {"Authorization": make_token()}))
+    await echo.stalling.wait()
+    (connection,) = gateway.server.runner.server.fronts
+    task = connection.task
+    await client.close()
+    await lost.wait()
+    echo.release.set()
+    await task
+    registry = gateway.server.app[METRICS_KEY].registry
+    labels = {"service": "chat", "method": "GET", "route": "/api/{tail}"}
+    assert registry.get_sample_value("http_requests_total", {**labels, "status": "200"}) == 1
+    assert registry.get_sample_value("http_requests_total", {**labels, "status": "499"}) is None
+
+
+async def test_idle_and_slow_head_connections_are_closed_after_the_header_timeout(
+    gateway_factory, echo, make_token
+):
+    gateway = await gateway_factory(str(echo.server.make_url("")), header_timeout_s=0.2)
+    idle = await RawClient.open(gateway.server.port)
+    idle.send(request("GET", "/api/a", {"Authorization": make_token()}))
+    assert (await idle.answer()).status == 200
+    slow = await RawClient.open(gateway.server.port)
+    slow.send(b"GET /api/a HTTP/1.1\r\nHost: g\r\n")
+    assert await idle.closed()
+    assert await slow.closed()
+
+
+async def test_shutdown_lets_a_fast_request_finish_and_closes_idle_connections(
+    gateway, echo, make_token, monkeypatch
+):
+    told = asyncio.Event()
+    close = EdgeConnection.close
+
+    def closing(self: EdgeConnection) -> None:
+        close(self)
+        told.set()
+
+    monkeypatch.setattr(EdgeConnection, "close", closing)
+    token = {"Authorization": make_token()}
+    idle = await RawClient.open(gateway.server.port)
+    idle.send(request("GET", "/api/a", token))
+    assert (await idle.answer()).status == 200
+    busy = await RawClient.open(gateway.server.port)
+    busy.send(request("GET", "/api/stall", token))
+    await echo.stalling.wait()
+    stopping = asyncio.create_task(gateway.server.close())
+    await told.wait()
+    assert await idle.closed()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", gateway.server.port)
+    echo.release.set()
+    answer = await busy.answer()
+    assert answer.status == 200
+    assert await busy.closed()
+    await stopping
