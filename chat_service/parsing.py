@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from chat_service.models import CreateRoomRequest, RoomPath
 from shared.auth import identity_of, unauthorized
-from shared.bodies import read_json_object
+from shared.bodies import json_object, parsed
 from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.errors import ApiError
 
@@ -30,11 +30,15 @@ def checked(model: type[M], data: Any) -> M:
 
 
 async def json_object_of(request: web.Request) -> dict[str, Any]:
-    return await read_json_object(request, invalid=INVALID_FIELDS)
+    return json_object(await request.read(), invalid=INVALID_FIELDS)
 
 
 async def body_of(request: web.Request, model: type[M]) -> M:
-    return checked(model, await json_object_of(request))
+    raw = await request.read()
+    body = parsed(model, raw)  # a valid body in one call; anything else told as before
+    if body is not None:
+        return body
+    return checked(model, json_object(raw, invalid=INVALID_FIELDS))
 
 
 def query_of(request: web.Request, model: type[M]) -> M:

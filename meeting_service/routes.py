@@ -26,7 +26,7 @@ from meeting_service.paths import TAGS, code_of, participant_id_of, room_id_of
 from meeting_service.refusals import Refusal, Refused
 from meeting_service.room_codes import CodeGenerator
 from shared.auth import identity_of
-from shared.bodies import json_body, json_model, read_json_object, validate, validate_query
+from shared.bodies import json_body, json_model, read_body, validate_query
 from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
@@ -83,7 +83,7 @@ async def refusal_middleware(request: web.Request, handler: Handler) -> web.Stre
     idempotent=True,
 )
 async def create_room(request: web.Request) -> web.Response:
-    body = validate(CreateRoomBody, await read_json_object(request))
+    body = await read_body(request, CreateRoomBody)
     async with once(request) as scope:
         if scope.replay is not None:
             return scope.replay
@@ -154,7 +154,7 @@ async def get_room(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def update_settings(request: web.Request) -> web.Response:
-    body = validate(UpdateSettingsBody, await read_json_object(request))
+    body = await read_body(request, UpdateSettingsBody)
     room = await rooms_store.update_settings(
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
@@ -283,7 +283,7 @@ async def list_messages(request: web.Request) -> web.Response:
     idempotent=True,
 )
 async def send_message(request: web.Request) -> web.Response:
-    body = validate(SendMessageBody, await read_json_object(request))
+    body = await read_body(request, SendMessageBody)
     async with once(request) as scope:
         if scope.replay is not None:
             return scope.replay
