@@ -239,7 +239,8 @@ class Members(BaseModel):
 class MessageSent(BaseModel):
     message: str
     message_id: int
-    created_at: Timestamp
+    # Written by the send statement (chat_service.store.SENT), in the API's form.
+    created_at: TimestampText
 
 
 class ChatMessage(BaseModel):

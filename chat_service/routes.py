@@ -257,7 +257,7 @@ async def send_room_message(request: web.Request) -> web.Response:
         sent = await store.send_message(
             scope.conn, body.room_id, username_of(request), body.message, events_of(request)
         )
-        return await scope.answer(json_model(sent, 201))
+        return await scope.answer(json_body(sent.answer, 201))
 
 
 @routes.get("/api/get_room_messages")

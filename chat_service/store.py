@@ -12,6 +12,8 @@ import asyncpg
 from chat_service.models import Member, MessageSent, PublicRoom, UserRoom
 from shared.db import Conn, advisory_lock_id
 from shared.realtime import notify_sql
+from shared.sql_json import json_object_sql
+from shared.timefmt import iso_ms_sql
 
 # Every public-room creation takes this transaction-scoped lock before counting,
 # so the count and the insert are one step for concurrent creators.
@@ -289,7 +291,16 @@ async def require_member(conn: Conn | asyncpg.Pool, room_id: int, username: str)
 # client that saw id N (`after=N`) never misses a smaller id committed later.
 # Deleting the room waits; joining does not. The message is inserted only when the
 # sender is a member; `is_member` and the message's columns say which refusal, if any.
-# The topic is RoomEvents' topic_of(room_id).
+# The topic is RoomEvents' topic_of(room_id). The answer, MessageSent, is written by
+# the statement (shared.sql_json).
+SENT = json_object_sql(
+    MessageSent,
+    {
+        "message": "'sent'::text",
+        "message_id": "sent.id",
+        "created_at": iso_ms_sql("sent.created_at"),
+    },
+)
 _SEND = (
     "WITH room AS ("
     " SELECT r.id, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id"
@@ -299,13 +310,20 @@ _SEND = (
     " INSERT INTO room_messages (room_id, username, body)"
     " SELECT room.id, $2, $3 FROM room WHERE room.is_member"
     " RETURNING id, created_at{notify})"
-    " SELECT room.is_member, sent.id AS message_id, sent.created_at"
+    " SELECT room.is_member, sent.id AS message_id, convert_to({answer}, 'UTF8') AS answer"
     " FROM room LEFT JOIN sent ON true"
 )
-SEND_MESSAGE = _SEND.format(notify="")
+SEND_MESSAGE = _SEND.format(notify="", answer=SENT)
 SEND_MESSAGE_AND_NOTIFY = _SEND.format(
-    notify=", " + notify_sql("$4", "room_id::text", "json_build_object('message_id', id)")
+    notify=", " + notify_sql("$4", "room_id::text", "json_build_object('message_id', id)"),
+    answer=SENT,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    message_id: int
+    answer: bytes  # MessageSent's JSON, as `json_model` would write it
 
 
 async def send_message(
@@ -314,7 +332,7 @@ async def send_message(
     username: str,
     text: str,
     events: Events | None = None,
-) -> MessageSent:
+) -> Sent:
     """Stores a member's message and, with `events`, tells the room's listeners on
     commit: in one statement, atomic by itself or inside the caller's transaction."""
     if events is None:
@@ -325,6 +343,4 @@ async def send_message(
         raise RoomNotFound
     if not row["is_member"]:
         raise NotAMember
-    # Validated: for a model this small pydantic's validator costs less than
-    # model_construct's Python (0.96 against 1.83 us).
-    return MessageSent(message="sent", message_id=row["message_id"], created_at=row["created_at"])
+    return Sent(row["message_id"], row["answer"])

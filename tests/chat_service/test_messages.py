@@ -8,6 +8,9 @@ import re
 
 from chat_service.app import create_app
 from chat_service.events import CHANNEL, topic_of
+from chat_service.models import MessageSent
+from shared.bodies import json_model
+from shared.timefmt import iso_ms
 from tests.chat_service.helpers import (
     INVALID,
     NOT_FOUND,
@@ -56,6 +59,24 @@ async def test_send_and_read_back(api, auth, db):
             "next_before": None,
         },
     )
+
+
+async def test_the_answer_to_a_send_is_its_model_written_by_the_database(api, auth, db):
+    """The statement writes MessageSent's JSON (shared.sql_json): the very bytes,
+    headers and status the model's own serialization is answered with."""
+    room_id = await create_room(api, auth("alice"), "General")
+    body = {"room_id": room_id, "message": "hello"}
+    async with api.post("/api/send_room_message", headers=auth("alice"), json=body) as response:
+        assert response.status == 201
+        raw = await response.read()
+        content_type = response.headers["Content-Type"]
+    stored = await db.fetchrow("SELECT id, created_at FROM chat.room_messages")
+    sent = MessageSent(
+        message="sent", message_id=stored["id"], created_at=iso_ms(stored["created_at"])
+    )
+    expected = json_model(sent, 201)
+    assert raw == expected.body
+    assert content_type == expected.headers["Content-Type"] == "application/json; charset=utf-8"
 
 
 async def test_history_pages_newest_first(api, auth):
