@@ -20,17 +20,53 @@ from meeting_service.store import (
     participant_event,
     room_detail,
     room_event,
-    room_fields,
     room_row,
 )
 from shared.auth import Identity
 from shared.ids import new_id
 from shared.realtime import Publisher
-from shared.sql_json import json_object_sql
+from shared.sql_json import Json, json_object_sql
+from shared.timefmt import iso_ms_sql
 
 # --- rooms ---------------------------------------------------------------------------
 
 
+def _timestamp(column: str) -> Json:
+    """A Timestamp field's JSON (a NOT NULL column), as iso_ms writes it."""
+    return Json(f"to_json({iso_ms_sql(column)})::text")
+
+
+# The created room as the API answers it (Room, as store.room_fields reads a row),
+# written by the statement (shared.sql_json).
+ROOM_JSON = json_object_sql(
+    Room,
+    {
+        "id": "id",
+        "code": "code",
+        "name": "name",
+        "host_id": "host_id",
+        "is_active": "is_active",
+        "is_locked": "is_locked",
+        "started_at": _timestamp("started_at"),
+        "created_at": _timestamp("created_at"),
+        "updated_at": _timestamp("updated_at"),
+        "host": {
+            "id": "host_id",
+            "display_name": "host_display_name",
+            "avatar_url": "host_avatar_url",
+        },
+        "settings": {
+            "id": "settings_id",
+            "room_id": "id",
+            "allow_chat": "allow_chat",
+            "allow_screen_share": "allow_screen_share",
+            "allow_guest_access": "allow_guest_access",
+            "waiting_room": "waiting_room",
+            "mute_participants_on_join": "mute_participants_on_join",
+            "max_participants": "max_participants",
+        },
+    },
+)
 # One statement, atomic by itself (no BEGIN and COMMIT round trips) or inside the
 # caller's transaction (Idempotency-Key): the room, and its host in it from the start
 # (counting toward capacity). A code already taken, by a committed room or by a
@@ -48,14 +84,15 @@ CREATE_ROOM = (
     " is_guest, status, ever_joined, joined_at)"
     " SELECT $10, id, host_id, host_display_name, host_avatar_url, true, false, 'joined',"
     " true, created_at FROM room)"
-    f" SELECT {ROOM_COLUMNS} FROM room"
+    f" SELECT convert_to({ROOM_JSON}, 'UTF8') AS room FROM room"
 )
 
 
 async def create_room(
     conn: Connection, who: Identity, body: CreateRoomBody, generate_code: CodeGenerator
-) -> Room:
-    """A room with a unique code, drawn again (up to MAX_ATTEMPTS) while taken."""
+) -> bytes:
+    """A room with a unique code, drawn again (up to MAX_ATTEMPTS) while taken: the
+    Room's JSON, as `json_model` would write it."""
     for _ in range(MAX_ATTEMPTS):
         row = await conn.fetchrow(
             CREATE_ROOM,
@@ -71,7 +108,8 @@ async def create_room(
             new_id(),
         )
         if row is not None:
-            return Room(**room_fields(row))
+            room: bytes = row["room"]
+            return room
     raise Refused(Refusal.CODES_EXHAUSTED)
 
 

@@ -90,7 +90,7 @@ async def create_room(request: web.Request) -> web.Response:
         room = await rooms_store.create_room(
             scope.conn, identity_of(request), body, request.app[CODE_GENERATOR_KEY]
         )
-        return await scope.answer(json_model(room, status=201))
+        return await scope.answer(json_body(room, 201))
 
 
 @routes.get("/rooms")

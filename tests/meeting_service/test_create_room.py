@@ -11,7 +11,10 @@ from collections import Counter
 
 import pytest
 
+from meeting_service.models import Room
 from meeting_service.room_codes import new_room_code
+from meeting_service.store import ROOM_COLUMNS, room_fields
+from shared.bodies import json_model
 from shared.ids import RandomBytes, RandomText, new_id
 from tests.conftest import bearer
 from tests.meeting_service.conftest import CODE, ID, TIMESTAMP, create_room
@@ -283,3 +286,24 @@ def test_ids_and_codes_use_every_character_in_every_position():
     counts = Counter(RandomText(alphabet, 96_000)())
     assert set(counts) == set(alphabet)
     assert all(850 < n < 1150 for n in counts.values()), counts
+
+
+@pytest.mark.parametrize(
+    ("name", "picture"),
+    [("Alice Smith", None), ('Zoë "Z" \\ Ω 😀', 'https://example.com/a.jpg?x=1&y="2"')],
+)
+async def test_the_answer_is_the_room_model_written_by_the_database(
+    api, make_token, db, name, picture
+):
+    """The statement writes Room's JSON (shared.sql_json): the very bytes and headers
+    the model's own serialization of the stored row is answered with."""
+    token = make_token("alice", user_id="cuseralice", name=name, picture=picture)
+    body = {"name": f"Standup of {name}", "waitingRoom": True, "maxParticipants": 7.0}
+    async with api.post("/rooms", json=body, headers=bearer(token)) as response:
+        assert response.status == 201
+        raw = await response.read()
+        content_type = response.headers["Content-Type"]
+    row = await db.fetchrow(f"SELECT {ROOM_COLUMNS} FROM meeting.rooms")  # noqa: S608
+    expected = json_model(Room(**room_fields(row)), status=201)
+    assert raw == expected.body
+    assert content_type == expected.headers["Content-Type"] == "application/json; charset=utf-8"
