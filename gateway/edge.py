@@ -104,8 +104,10 @@ class EdgeConnection(asyncio.Protocol):
                 self.current = None
         if self.task is None:
             self._next()
-        elif not self.reading_paused and (
-            len(self.queue) >= PAUSE_QUEUED or len(self.raw) > PAUSE_BYTES
+        if (
+            self.task is not None
+            and not self.reading_paused
+            and (len(self.queue) >= PAUSE_QUEUED or len(self.raw) > PAUSE_BYTES)
         ):
             self.reading_paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]

@@ -201,3 +201,25 @@ async def test_shutdown_lets_a_fast_request_finish_and_closes_idle_connections(
     assert answer.status == 200
     assert await busy.closed()
     await stopping
+
+
+async def test_many_pipelined_requests_are_answered_in_order(
+    gateway, echo, make_token, monkeypatch
+):
+    """More than the edge lets wait (it stops reading, then reads on)."""
+    relayed = relayed_by_the_edge(monkeypatch)
+    token = make_token()
+    body = b'{"n": 1}'
+    client = await RawClient.open(gateway.server.port)
+    client.send(
+        b"".join(
+            request("POST", f"/api/n{i}", {"Authorization": token, "X-Request-ID": f"n{i}"}, body)
+            for i in range(30)
+        )
+    )
+    for i in range(30):
+        answer = await client.answer()
+        assert (answer.status, answer.header("X-Request-ID")) == (200, f"n{i}")
+        assert json.loads(answer.body)["path_qs"] == f"/api/n{i}"
+    assert relayed == [f"/api/n{i}" for i in range(30)]
+    await client.close()

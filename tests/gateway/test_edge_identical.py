@@ -170,3 +170,51 @@ async def test_errors_the_gateway_makes_are_the_same(
     ]
     assert lines[0] == lines[1]
     assert lines[0].startswith('127.0.0.1 [-] "GET /api/x HTTP/1.1" 502 ')
+
+
+async def test_a_busy_pool_s_503_is_the_same(
+    aiohttp_client, database_url, signing_key, echo, make_token, monkeypatch
+):
+    relayed = relayed_by_the_edge(monkeypatch)
+    edge, plain = await _pair(
+        aiohttp_client,
+        database_url,
+        signing_key,
+        str(echo.server.make_url("")),
+        upstream_pool_size=1,
+        upstream_pool_wait_s=0.05,
+    )
+    token = {"Authorization": make_token(), "X-Request-ID": "busy"}
+    answers = []
+    for gateway in (edge, plain):
+        echo.stalling.clear()
+        holder = await RawClient.open(gateway.server.port)
+        holder.send(request("GET", "/api/stall", token))
+        await echo.stalling.wait()
+        answers.append(await _exchange(gateway.server.port, request("GET", "/api/x", token)))
+        echo.release.set()
+        assert (await holder.answer()).status == 200
+        echo.release.clear()
+        await holder.close()
+    a, b = answers
+    assert (a.status, a.header("Retry-After")) == (503, "1")
+    _same(a, b)
+    assert relayed == ["/api/stall", "/api/x"]
+
+
+async def test_with_cors_origins_listed_the_answers_are_the_same(
+    aiohttp_client, database_url, signing_key, echo, make_token, monkeypatch
+):
+    relayed = relayed_by_the_edge(monkeypatch)
+    edge, plain = await _pair(
+        aiohttp_client,
+        database_url,
+        signing_key,
+        str(echo.server.make_url("")),
+        cors_allowed_origins=("https://app.example",),
+    )
+    token = {"Authorization": make_token(), "X-Request-ID": "cors"}
+    for headers in (token, {**token, "Origin": "https://app.example"}):
+        data = request("GET", "/api/x", headers)
+        _same(await _exchange(edge.server.port, data), await _exchange(plain.server.port, data))
+    assert relayed == ["/api/x"]  # the one without Origin; the other was aiohttp's
