@@ -14,14 +14,18 @@ def iso_ms(value: datetime) -> str:
     return utc.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
+# to_char's format of iso_ms. The colons are quoted (literal text to to_char): a
+# colon before a letter would read as a variable to pgbench, which runs the stores'
+# statements in `make bench` (tests/integration/test_bench_statements.py).
+_ISO_MS_FORMAT = 'YYYY-MM-DD"T"HH24":"MI":"SS.MS"Z"'
+
+
 def iso_ms_sql(column: str) -> str:
     """What `iso_ms` writes, written by Postgres (milliseconds truncated, as
     isoformat truncates them): for rows read straight into a response, where
     decoding a timestamptz into a datetime and formatting it again cost the
     service more than the rest of the row."""
-    # The colons quoted (literal text to to_char): a colon before a letter would read as
-    # a variable to pgbench, which runs the stores' statements in `make bench`.
-    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24\":\"MI\":\"SS.MS\"Z\"')"
+    return f"to_char({column} AT TIME ZONE 'UTC', '{_ISO_MS_FORMAT}')"
 
 
 _SCHEMA = WithJsonSchema(
