@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.api_docs import MergedDocs
 from gateway.cors import preflight_middleware, setup_cors
 from gateway.edge import edge_front
-from gateway.edge_request import Route, Routes
+from gateway.edge_request import ROUTES_KEY, Route, Routes
 from gateway.identity import ISSUER_KEY, JWKS_KEY, SETTINGS_KEY, dummy_hash_ctx, routes
 from gateway.keys import TokenIssuer, key_ring_of
 from gateway.observability import GATEWAY_METRICS_KEY, GatewayMetrics
@@ -74,15 +74,13 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     rooms_tail = app.router.add_route("*", "/rooms/{tail:.*}", proxy_handler(meeting))
     # The public port's connections start at the edge, which relays these routes'
     # plain requests itself and hands the rest to this app (gateway.edge).
-    app[FRONT_KEY] = edge_front(
-        app,
-        Routes(
-            code=Route(meeting, code.resource.canonical),  # type: ignore[union-attr]
-            api=Route(chat, api.resource.canonical),  # type: ignore[union-attr]
-            rooms=Route(meeting, rooms.resource.canonical),  # type: ignore[union-attr]
-            rooms_tail=Route(meeting, rooms_tail.resource.canonical),  # type: ignore[union-attr]
-        ),
+    app[ROUTES_KEY] = Routes(
+        code=Route(meeting, code.resource.canonical),  # type: ignore[union-attr]
+        api=Route(chat, api.resource.canonical),  # type: ignore[union-attr]
+        rooms=Route(meeting, rooms.resource.canonical),  # type: ignore[union-attr]
+        rooms_tail=Route(meeting, rooms_tail.resource.canonical),  # type: ignore[union-attr]
     )
+    app[FRONT_KEY] = edge_front(app)
     return app
 
 

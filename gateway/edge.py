@@ -34,7 +34,7 @@ from aiohttp import web
 from aiohttp.tcp_helpers import tcp_keepalive
 
 from gateway.edge_relay import EdgeContext, hung_up, relay
-from gateway.edge_request import EdgeRequest, Routes
+from gateway.edge_request import ROUTES_KEY, EdgeRequest
 from shared.server import FrontFactory, Server
 
 # Reading pauses while a request is relayed and this much waits behind it.
@@ -289,7 +289,7 @@ class EdgeConnection(asyncio.Protocol):
         self._close()
 
 
-def edge_front(app: web.Application, routes: Routes) -> FrontFactory:
+def edge_front(app: web.Application) -> FrontFactory:
     """The app's front (shared.server.FRONT_KEY): an EdgeConnection a connection.
     What they share is found at the first connection, once the app has started."""
     contexts: dict[Server, EdgeContext] = {}
@@ -297,7 +297,7 @@ def edge_front(app: web.Application, routes: Routes) -> FrontFactory:
     def make(server: Server) -> asyncio.BaseProtocol:
         context = contexts.get(server)
         if context is None:
-            context = contexts[server] = EdgeContext(app, routes, server._kwargs)
+            context = contexts[server] = EdgeContext(app, app[ROUTES_KEY], server._kwargs)
         return EdgeConnection(server, context)
 
     return make

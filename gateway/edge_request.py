@@ -18,6 +18,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from gateway.upstream import Upstream
 from shared.auth import TokenVerifier, token_from_header
 from shared.forwarded import Network, resolve_chain, scheme_and_host
@@ -110,6 +112,10 @@ class Routes:
                 return self.code, True
             return self.rooms_tail, False
         return None
+
+
+# The routes the edge relays, as gateway.app made them.
+ROUTES_KEY = web.AppKey("edge_routes", Routes)
 
 
 class EdgeRequest:

@@ -223,3 +223,43 @@ async def test_many_pipelined_requests_are_answered_in_order(
         assert json.loads(answer.body)["path_qs"] == f"/api/n{i}"
     assert relayed == [f"/api/n{i}" for i in range(30)]
     await client.close()
+
+
+async def test_the_edge_takes_exactly_the_paths_the_router_relays(database_url, signing_key):
+    """Every route of the gateway's own stays aiohttp's, whatever is added later."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from gateway.app import create_app
+    from gateway.edge_request import ROUTES_KEY
+    from tests.conftest import gateway_settings_for
+
+    app = create_app(gateway_settings_for(database_url, signing_key))
+    routes = app[ROUTES_KEY]
+    relayed = {routes.code, routes.api, routes.rooms, routes.rooms_tail}
+    templates = {route.template for route in relayed}
+    proxies = {
+        route.handler
+        for resource in app.router.resources()
+        if resource.canonical in templates
+        for route in resource
+    }
+    seen = set()
+    paths = [
+        resource.canonical.replace("{tail}", "t")
+        .replace("{path}", "p")
+        .replace("{", "")
+        .replace("}", "")
+        for resource in app.router.resources()
+    ]
+    paths += ["/api/", "/api/x/y", "/rooms/", "/rooms/code/abc", "/rooms/code/", "/roomsx", "/apix"]
+    for method in ("GET", "HEAD", "POST", "DELETE"):
+        for path in paths:
+            match = await app.router.resolve(make_mocked_request(method, path))
+            proxied = match.http_exception is None and match.handler in proxies
+            seen.add(proxied)
+            routed = routes.of(method.encode(), path.encode())
+            assert (routed is not None) == proxied, (method, path)
+            if routed is not None:
+                assert routed[0] in relayed
+                assert routed[0].template == match.route.resource.canonical, (method, path)
+    assert seen == {True, False}
