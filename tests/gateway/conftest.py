@@ -22,6 +22,7 @@ class Echo:
         self.stalling = asyncio.Event()
         # The close code each upstream socket got, as it arrived.
         self.closes: asyncio.Queue[int | None] = asyncio.Queue()
+        self.huge_sent = 0
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -29,6 +30,7 @@ class Echo:
         app.router.add_get("/api/ws-drop", self.websocket_drop)
         app.router.add_get("/api/stall", self.stall)
         app.router.add_get("/api/big", self.big)
+        app.router.add_get("/api/huge", self.huge)
         app.router.add_get("/api/gzip", self.gzip)
         app.router.add_route("*", "/{tail:.*}", self.echo)
         return app
@@ -59,6 +61,18 @@ class Echo:
         await response.prepare(request)
         for i in range(48):
             await response.write(bytes([i % 256]) * 65536)
+        await response.write_eof()
+        return response
+
+    async def huge(self, request: web.Request) -> web.StreamResponse:
+        """64 MiB of known length, written as fast as the client takes it."""
+        block = bytes(range(256)) * 4096  # 1 MiB
+        response = web.StreamResponse(headers={"Content-Length": str(64 * len(block))})
+        await response.prepare(request)
+        self.huge_sent = 0
+        for _ in range(64):
+            await response.write(block)
+            self.huge_sent += len(block)
         await response.write_eof()
         return response
 

@@ -263,3 +263,36 @@ async def test_the_edge_takes_exactly_the_paths_the_router_relays(database_url, 
                 assert routed[0] in relayed
                 assert routed[0].template == match.route.resource.canonical, (method, path)
     assert seen == {True, False}
+
+
+async def test_a_long_answer_waits_for_a_slow_client(gateway, echo, make_token, monkeypatch):
+    """Flow control both ways: the edge stops taking the answer from the service
+    while the client does not read, and relays all of it once it does."""
+    import socket
+
+    paused = asyncio.Event()
+    pause_writing = EdgeConnection.pause_writing
+
+    def noticed(self: EdgeConnection) -> None:
+        pause_writing(self)
+        paused.set()
+
+    monkeypatch.setattr(EdgeConnection, "pause_writing", noticed)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", gateway.server.port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+    writer.write(request("GET", "/api/huge", {"Authorization": make_token()}))
+    await paused.wait()
+    total = 64 * 1024 * 1024
+    assert echo.huge_sent < total  # the service waits too
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # now read briskly
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: %d\r\n" % total in head
+    block = bytes(range(256)) * 4096
+    for _ in range(64):
+        assert await reader.readexactly(len(block)) == block
+    assert echo.huge_sent == total
+    writer.close()
+    await writer.wait_closed()
