@@ -271,26 +271,17 @@ async def send_room_message(request: web.Request) -> web.Response:
 )
 async def get_room_messages(request: web.Request) -> web.Response:
     query = query_of(request, MessagesQuery)
-    # The page's JSON as Postgres wrote it from the models (messages_store).
+    pool, username = request.app[POOL_KEY], username_of(request)
     if query.after is not None:
-        return json_body(
-            await messages_store.messages_after(
-                request.app[POOL_KEY],
-                query.room_id,
-                username_of(request),
-                limit=query.limit,
-                after=query.after,
-            )
+        page = await messages_store.messages_after(
+            pool, query.room_id, username, limit=query.limit, after=query.after
         )
-    return json_body(
-        await messages_store.messages_page(
-            request.app[POOL_KEY],
-            query.room_id,
-            username_of(request),
-            limit=query.limit,
-            before=query.before,
+    else:
+        page = await messages_store.messages_page(
+            pool, query.room_id, username, limit=query.limit, before=query.before
         )
-    )
+    # The page's JSON as Postgres wrote it from the models (messages_store).
+    return json_body(page)
 
 
 @routes.get("/api/rooms/{room_id}/ws")

@@ -7,6 +7,8 @@ import queue
 import random
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -27,6 +29,38 @@ from shared.logs import (
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
 
 
+async def send_secrets(client, token: str, created_id: str | None = None) -> str:
+    """A GET with the token in its query too, and a room created with a password:
+    what no log line may show. Returns the POST's request id."""
+    r = await client.get(
+        f"/api/rooms?access_token={token}",
+        headers={"Authorization": token, "X-Request-ID": "trace-1"},
+    )
+    assert r.status == 200
+    r = await client.post(
+        "/api/create_room",
+        json={"room_name": "secret room", "is_private": 1, "password": "hunter2-password"},
+        headers={"Authorization": token} | ({"X-Request-ID": created_id} if created_id else {}),
+    )
+    assert r.status == 201
+    request_id: str = r.headers["X-Request-ID"]
+    return request_id
+
+
+@contextmanager
+def process_logging(stream: io.StringIO) -> Iterator[LogWriter]:
+    """configure_logging as a process calls it, undone afterwards."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    switches = logging._srcfile, logging.logThreads, logging.logProcesses
+    try:
+        yield configure_logging("chat", "INFO", stream)
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+        logging._srcfile, logging.logThreads, logging.logProcesses = switches
+
+
 async def test_log_lines_are_json_with_the_request_id_and_no_token(
     aiohttp_server, aiohttp_client, database_url, jwks_json, make_token
 ):
@@ -42,17 +76,7 @@ async def test_log_lines_are_json_with_the_request_id_and_no_token(
         server = await aiohttp_server(app, access_log_class=AccessLogger)
         client = await aiohttp_client(server)
         token = make_token("alice")
-        r = await client.get(
-            f"/api/rooms?access_token={token}",
-            headers={"Authorization": token, "X-Request-ID": "trace-1"},
-        )
-        assert r.status == 200
-        r = await client.post(
-            "/api/create_room",
-            json={"room_name": "secret room", "is_private": 1, "password": "hunter2-password"},
-            headers={"Authorization": token, "X-Request-ID": "trace-2"},
-        )
-        assert r.status == 201
+        await send_secrets(client, token, "trace-2")
         r = await client.get("/healthz", headers={"X-Request-ID": "trace-3"})
         assert r.status == 200
     finally:
@@ -75,11 +99,7 @@ async def test_log_lines_are_json_with_the_request_id_and_no_token(
 
 def test_the_log_writer_thread_writes_what_the_loop_hands_over():
     stream = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    switches = logging._srcfile, logging.logThreads, logging.logProcesses
-    try:
-        writer = configure_logging("chat", "INFO", stream)
+    with process_logging(stream) as writer:
         token = request_id_var.set("trace-9")
         logging.getLogger("chat.test").info("hello %s", "world", extra={"room_id": 7})
         request_id_var.reset(token)
@@ -89,10 +109,6 @@ def test_the_log_writer_thread_writes_what_the_loop_hands_over():
             logging.getLogger("chat.test").exception("it failed")
         logging.getLogger("chat.test").debug("below the level")
         writer.stop()
-    finally:
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
-        logging._srcfile, logging.logThreads, logging.logProcesses = switches
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert TIMESTAMP.match(first.pop("ts"))
     assert first == {
@@ -223,35 +239,16 @@ async def test_the_process_writes_one_access_line_a_request_with_no_secret(
     """As the processes log (configure_logging): the access line is written on the
     loop and handed to the log thread as text."""
     stream = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    switches = logging._srcfile, logging.logThreads, logging.logProcesses
-    try:
-        writer = configure_logging("chat", "INFO", stream)
+    with process_logging(stream) as writer:
         app = create_app(ChatSettings(database_url=database_url, jwks=jwks_json, bcrypt_rounds=4))
         server = await aiohttp_server(app, access_log_class=AccessLogger)
         client = await aiohttp_client(server)
         token = make_token("alice")
-        r = await client.get(
-            f"/api/rooms?access_token={token}",
-            headers={"Authorization": token, "X-Request-ID": "trace-1"},
-        )
-        assert r.status == 200
-        r = await client.post(
-            "/api/create_room",
-            json={"room_name": "secret room", "is_private": 1, "password": "hunter2-password"},
-            headers={"Authorization": token},
-        )
-        assert r.status == 201
-        created_id = r.headers["X-Request-ID"]
+        created_id = await send_secrets(client, token)
         r = await client.get("/api/nowhere/é", headers={"X-Request-ID": "trace-3"})
         assert r.status == 404
         await client.close()
         writer.stop()
-    finally:
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
-        logging._srcfile, logging.logThreads, logging.logProcesses = switches
     text = stream.getvalue()
     access = [json.loads(line) for line in text.splitlines() if '"aiohttp.access"' in line]
     for line in access:
