@@ -218,6 +218,8 @@ class EdgeConnection(asyncio.Protocol):
         handler = self.server.handler()
         transport.set_protocol(handler)
         handler.connection_made(transport)
+        if self.drained is not None:  # the transport's buffer is still over its mark
+            handler.pause_writing()
         if self.raw:
             data, self.raw = bytes(self.raw), bytearray()
             handler.data_received(data)
