@@ -21,6 +21,10 @@ Keep-alive, the idle and slow-head timeout (aiohttp's `keepalive_timeout`, this
 project's HEADER_TIMEOUT_S), a client that hangs up (the relayed request goes on,
 as `handler_cancellation=False` has it) and a graceful shutdown (the server knows
 the connection: shared.server.Server.fronts) behave as they do in aiohttp.
+
+A relayed request never meets the app's middlewares or on_response_prepare
+signals: what one of those does must be done in gateway/edge_*.py too (the tests
+comparing the edge's bytes with aiohttp's catch a header it adds).
 """
 
 from __future__ import annotations
