@@ -77,6 +77,7 @@ class EdgeConnection(asyncio.Protocol):
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.idle_waiter: asyncio.Future[None] | None = None
+        self.written = 0  # bytes of answers, counted as the relay writes them
 
     # asyncio.Protocol
 
@@ -244,6 +245,7 @@ class EdgeConnection(asyncio.Protocol):
         return self.lost or self.transport is None or self.transport.is_closing()
 
     def write(self, data: bytes) -> None:
+        self.written += len(data)
         if not self.gone():
             self.transport.write(data)  # type: ignore[union-attr]
 

@@ -167,6 +167,7 @@ async def relay(connection: EdgeConnection, request: EdgeRequest) -> None:
     service, template = metrics.service, route.template
     status = 500
     keep_alive = False
+    written = connection.written
     try:
         pool = context.pools[upstream.service]
         head = head_bytes(
@@ -218,7 +219,14 @@ async def relay(connection: EdgeConnection, request: EdgeRequest) -> None:
             "unhandled error", extra={"path": request.path, "method": request.method}
         )
         status = 500
-        connection.cut()
+        if connection.written == written:
+            # Nothing of an answer out yet: the JSON 500 the request middleware gives.
+            answer_bytes = context.error(request, status, "internal error", None)
+            connection.write(answer_bytes)
+            keep_alive = request.keep_alive
+            context.log_access(request, status, len(answer_bytes), time.perf_counter() - started)
+        else:
+            connection.cut()  # too late for a status: the client sees a short answer
     finally:
         metrics.in_flight -= 1
         metrics.record(service, request.method, template, status, time.perf_counter() - started)

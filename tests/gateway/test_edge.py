@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gateway import edge_relay
 from gateway.edge import EdgeConnection
 from shared.error_codes import code_of
 from shared.metrics import METRICS_KEY
@@ -296,3 +297,36 @@ async def test_a_long_answer_waits_for_a_slow_client(gateway, echo, make_token, 
     assert echo.huge_sent == total
     writer.close()
     await writer.wait_closed()
+
+
+async def test_a_bug_in_the_edge_s_relay_is_the_api_s_500_and_the_connection_goes_on(
+    gateway, echo, make_token, monkeypatch, caplog
+):
+    relayed = relayed_by_the_edge(monkeypatch)
+    head_bytes = edge_relay.head_bytes
+    broken = {"/api/broken"}
+
+    def failing(method: bytes, target: bytes, *args: Any, **kwargs: Any) -> bytes:
+        if target.decode() in broken:
+            raise RuntimeError("a bug")
+        return head_bytes(method, target, *args, **kwargs)
+
+    monkeypatch.setattr(edge_relay, "head_bytes", failing)
+    token = {"Authorization": f"Bearer {make_token()}"}
+    client = await RawClient.open(gateway.server.port)
+    client.send(
+        request("GET", "/api/broken", {**token, "X-Request-ID": "one"})
+        + request("GET", "/api/fine", {**token, "X-Request-ID": "two"})
+    )
+    first, second = [await client.answer() for _ in range(2)]
+    assert (first.status, first.header("X-Request-ID")) == (500, "one")
+    assert first.header("Content-Type") == "application/json; charset=utf-8"
+    assert json.loads(first.body) == _error(500, "internal error")
+    assert (second.status, second.header("X-Request-ID")) == (200, "two")
+    assert relayed == ["/api/broken", "/api/fine"]
+    assert [r["path_qs"] for r in echo.requests] == ["/api/fine"]
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == ["unhandled error"]
+    registry = gateway.server.app[METRICS_KEY].registry
+    labels = {"service": "gateway", "method": "GET", "route": "/api/{tail}", "status": "500"}
+    assert registry.get_sample_value("http_requests_total", labels) == 1
+    await client.close()
