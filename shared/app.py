@@ -23,7 +23,7 @@ from shared.endpoints import endpoint_of
 from shared.errors import CLIENT_CLOSED_REQUEST, answer_for
 from shared.forwarded import Network, resolve_client
 from shared.health import READY_CHECKS_KEY, SERVICE_NAME_KEY, healthz, readyz, version
-from shared.logs import USER_ID_KEY
+from shared.logs import STARTED_KEY, USER_ID_KEY
 from shared.metrics import (
     METRICS_KEY,
     ROUTE_HEADER,
@@ -61,6 +61,7 @@ def request_middleware(trusted: Sequence[Network]) -> Middleware:
         request[USER_ID_KEY] = None
         metrics = request.app[METRICS_KEY]
         started = start(request, metrics)
+        request[STARTED_KEY] = started
         status = 500
         try:
             try:

@@ -219,6 +219,10 @@ USER_ID_KEY: web.RequestKey[str | None] = web.RequestKey("log_user_id")
 # Set on a request whose answer another process gave and logged (the gateway's
 # HTTP relay: the service's line has the same request id): no line here.
 LOGGED_UPSTREAM_KEY = web.RequestKey("logged_upstream", str)
+# When the request middleware took the request (time.perf_counter()): the line's
+# duration is measured from it, since aiohttp's own is loop.time(), which uvloop
+# keeps to the millisecond.
+STARTED_KEY = web.RequestKey("log_started", float)
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -262,6 +266,9 @@ class AccessLogger(AbstractAccessLogger):
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
+        started = request.get(STARTED_KEY)
+        if started is not None:
+            time = _perf_counter() - started
         if self._handoff is not None:
             self._handoff.put_line(
                 f'{{"ts": "{self._timestamp(_now())}{self._head}'
@@ -320,3 +327,4 @@ def _json(value: str | None) -> str:
 _encode_string = json.encoder.encode_basestring_ascii
 _new_record = object.__new__
 _now = time.time
+_perf_counter = time.perf_counter

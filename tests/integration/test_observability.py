@@ -1,8 +1,10 @@
 """Logs are JSON lines with the request id and no secrets; metrics count by route template."""
 
+import asyncio
 import io
 import json
 import logging
+import math
 import queue
 import random
 import re
@@ -311,3 +313,29 @@ def test_the_written_access_line_is_what_the_formatter_writes_for_its_record(mon
         logger.removeHandler(plain)
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
+
+
+async def test_access_line_durations_are_finer_than_the_loop_s_clock(
+    aiohttp_server, aiohttp_client, database_url, jwks_json, monkeypatch
+):
+    """uvloop's loop.time() counts whole milliseconds, so aiohttp's own duration is
+    0 or whole milliseconds; the line's is measured by the request middleware."""
+    loop = asyncio.get_running_loop()
+    precise = loop.time
+    monkeypatch.setattr(loop, "time", lambda: math.floor(precise() * 1000) / 1000)
+    stream = io.StringIO()
+    with process_logging(stream) as writer:
+        app = create_app(ChatSettings(database_url=database_url, jwks=jwks_json, bcrypt_rounds=4))
+        server = await aiohttp_server(app, access_log_class=AccessLogger)
+        client = await aiohttp_client(server)
+        for _ in range(5):
+            assert (await client.get("/healthz")).status == 200
+        await client.close()
+        writer.stop()
+    durations = [
+        json.loads(line)["duration_ms"]
+        for line in stream.getvalue().splitlines()
+        if '"aiohttp.access"' in line
+    ]
+    assert len(durations) == 5
+    assert all(d > 0 and d != round(d) for d in durations), durations
