@@ -132,11 +132,20 @@ class System:
         conf = nginx_conf(self.tmp, PORT["nginx"], PORT["meeting"])
         self.spawn("nginx", ["nginx", "-c", str(conf), "-p", str(self.tmp)], env)
         wait_for(f"{URL['gateway']}/readyz")
-        # The gateway's own readiness, and both services' through it (?upstreams).
+        # The gateway's own readiness, and both services' through it (?upstreams);
+        # a process that died at start (a port in use) ends the run, with its log.
+        deadline = time.monotonic() + 60
         while True:
             ready = call("GET", f"{URL['gateway']}/readyz?upstreams")
             if ready.get("status") == "ready" and all(ready.get("upstreams", {}).values()):
                 break
+            children = zip(self.pids, self.children, strict=True)
+            dead = [name for name, child in children if child.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the system did not start (exited: {dead or 'none'}): see {self.tmp}/*.log"
+                )
+            time.sleep(0.1)
 
     def start_flask(self) -> None:
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
