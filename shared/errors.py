@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
 from shared.error_codes import code_of, status_code
@@ -162,18 +161,6 @@ def answer_for(request: web.Request, exc: Exception) -> web.Response | None:
         message = _HTTP_MESSAGES.get(exc.status, exc.reason.lower())
         return error_response(exc.status, message, headers=headers)
     return fault_response(request, exc)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`answer_for` as a middleware of its own (base_app folds it into its one)."""
-    try:
-        return await handler(request)
-    except Exception as exc:  # CancelledError is no Exception: it goes on up
-        answer = answer_for(request, exc)
-        if answer is None:
-            raise
-        return answer
 
 
 def fault_response(request: web.Request, exc: Exception) -> web.Response:

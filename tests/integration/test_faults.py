@@ -10,7 +10,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from shared.errors import database_lost, error_middleware
+from shared.app import request_middleware
+from shared.errors import database_lost
+from shared.metrics import METRICS_KEY, HttpMetrics
 from tests.conftest import bearer
 
 needs_embedded = pytest.mark.skipif(
@@ -219,7 +221,8 @@ async def test_a_bug_is_a_500_with_its_traceback_in_the_log(aiohttp_client, capl
             "cannot perform operation: another operation is in progress"
         )
 
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[request_middleware(())])
+    app[METRICS_KEY] = HttpMetrics("test")
     app.router.add_get("/broken", broken)
     app.router.add_get("/misused", broken_database_use)
     client = await aiohttp_client(app)
