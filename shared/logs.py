@@ -122,18 +122,12 @@ class Handoff(logging.handlers.QueueHandler):
             record.exc_info = None
         return record
 
-    def enqueue(self, record: logging.LogRecord) -> None:
+    def enqueue(self, record: logging.LogRecord | str) -> None:
+        """A record, or a line formatted already (AccessLogger's), or dropped."""
         if self.records.qsize() >= self.limit:
             self.dropped += 1
         else:
             self.records.put_nowait(record)
-
-    def put_line(self, line: str) -> None:
-        """A line formatted already (AccessLogger's), bounded the same way."""
-        if self.records.qsize() >= self.limit:
-            self.dropped += 1
-        else:
-            self.records.put_nowait(line)
 
 
 _TRACEBACKS = logging.Formatter()
@@ -270,7 +264,7 @@ class AccessLogger(AbstractAccessLogger):
         if started is not None:
             time = _perf_counter() - started
         if self._handoff is not None:
-            self._handoff.put_line(
+            self._handoff.enqueue(
                 f'{{"ts": "{self._timestamp(_now())}{self._head}'
                 f"{_json(response.headers.get('X-Request-ID'))},"
                 f' "method": {_json(request.method)}, "path": {_json(request.path)},'
