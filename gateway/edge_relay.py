@@ -140,19 +140,25 @@ def hung_up(context: EdgeContext, request: EdgeRequest, seconds: float) -> None:
     """The client hung up before its body was all there: what the aiohttp route does
     when reading the body fails so (shared.errors.fault_response: 499, counted under
     the gateway's route, a line in the log and an access line)."""
+    _client_gone(context, request, ConnectionResetError.__name__, seconds)
+    metrics = context.metrics
+    metrics.record(
+        metrics.service, request.method, request.route.template, CLIENT_CLOSED_REQUEST, seconds
+    )
+
+
+def _client_gone(context: EdgeContext, request: EdgeRequest, error: str, seconds: float) -> None:
+    """The log line and the access line of a request whose client went away first."""
     errors_log.info(
         "client disconnected",
         extra={
             "path": request.path,
             "method": request.method,
-            "error": ConnectionResetError.__name__,
+            "error": error,
             "request_id": request.request_id,
         },
     )
-    status = CLIENT_CLOSED_REQUEST
-    metrics = context.metrics
-    metrics.record(metrics.service, request.method, request.route.template, status, seconds)
-    context.log_access(request, status, 0, seconds)
+    context.log_access(request, CLIENT_CLOSED_REQUEST, 0, seconds)
 
 
 async def relay(connection: EdgeConnection, request: EdgeRequest) -> None:
@@ -205,12 +211,8 @@ async def relay(connection: EdgeConnection, request: EdgeRequest) -> None:
             keep_alive = request.keep_alive
             context.log_access(request, status, len(answer_bytes), time.perf_counter() - started)
         except UpstreamError as exc:  # the client hung up first (send_request's `gone`)
-            errors_log.info(
-                "client disconnected",
-                extra={"path": request.path, "method": request.method, "error": type(exc).__name__},
-            )
             status = CLIENT_CLOSED_REQUEST
-            context.log_access(request, status, 0, time.perf_counter() - started)
+            _client_gone(context, request, type(exc).__name__, time.perf_counter() - started)
     except asyncio.CancelledError:
         status = CLIENT_CLOSED_REQUEST
         raise
