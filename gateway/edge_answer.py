@@ -15,7 +15,7 @@ from aiohttp.helpers import must_be_empty_body, rfc822_formatted_time, should_re
 from aiohttp.http import SERVER_SOFTWARE
 
 from gateway.edge_request import EdgeRequest
-from gateway.upstream import kept_answer_headers
+from gateway.upstream import kept_answer_headers, without
 from gateway.upstream_client import Exchange, UpstreamError
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 
@@ -55,9 +55,9 @@ async def answer(
                 length = int(value)
                 break
         if empty and should_remove_content_length(method, status):
-            kept = [(pair, lowered) for pair, lowered in zip(headers, names, strict=True)]
-            headers = [pair for pair, lowered in kept if lowered != b"content-length"]
-            names = [lowered for _, lowered in kept if lowered != b"content-length"]
+            headers, names = without(
+                headers, names, lambda _, lowered: lowered == b"content-length"
+            )
     elif exchange.complete and method != "HEAD" and status not in (204, 304):
         # All there already (it came chunked): the client gets it with its length.
         length, fixed, added_length = exchange.buffered, True, True
@@ -70,13 +70,9 @@ async def answer(
         vary = vary_origin(values)
         if values:
             first = names.index(b"vary")
-            kept = [
-                (pair, lowered)
-                for index, (pair, lowered) in enumerate(zip(headers, names, strict=True))
-                if lowered != b"vary" or index == first
-            ]
-            headers = [pair for pair, _ in kept]
-            names = [lowered for _, lowered in kept]
+            headers, names = without(
+                headers, names, lambda index, lowered: lowered == b"vary" and index != first
+            )
     for pair, lowered in zip(headers, names, strict=True):
         if vary is not None and lowered == b"vary":
             parts.append(vary)

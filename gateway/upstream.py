@@ -6,7 +6,7 @@ writes its request heads as bytes, and the WebSocket relay
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 import aiohttp
@@ -237,7 +237,18 @@ def kept_answer_headers(
         kept.append(lowered)
     if connection:  # and the headers it names, meant for this hop alone
         tokens = {t.strip().lower().encode() for v in connection for t in _decoded(v).split(",")}
-        pairs = zip(headers, kept, strict=True)
-        headers = [pair for pair, lowered in pairs if lowered not in tokens]
-        kept = [lowered for lowered in kept if lowered not in tokens]
+        headers, kept = without(headers, kept, lambda _, lowered: lowered in tokens)
     return headers, route, b"content-length" in kept, kept
+
+
+def without(
+    headers: list[tuple[bytes, bytes]], names: list[bytes], drop: Callable[[int, bytes], bool]
+) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """`headers` and their lowered `names` (kept_answer_headers'), without those for
+    which `drop(index, lowered name)` holds."""
+    kept = [
+        (pair, lowered)
+        for index, (pair, lowered) in enumerate(zip(headers, names, strict=True))
+        if not drop(index, lowered)
+    ]
+    return [pair for pair, _ in kept], [lowered for _, lowered in kept]
