@@ -1,0 +1,136 @@
+"""Concurrent requests' statements, sent to Postgres together.
+
+Under load, many requests ask the database the same kind of thing at once (a room
+by its code, a message to store). Each statement alone costs a round trip, a
+connection from the pool, and Postgres' per-statement work (parse, plan, executor,
+commit), which is most of what the statement costs. A `Batcher` collects the items
+submitted during one turn of the event loop and runs them as one statement that
+takes arrays (`run_many`), or by the usual one-item statement (`run_one`) when an
+item is alone, as it is whenever the service is not busy: at low load nothing
+changes and nothing waits, since the batch leaves at the end of the turn its first
+item arrived in. Under load the batches grow by themselves (the DataLoader pattern,
+and a database's group commit): while every connection is busy, what arrives waits
+for one, and goes with the others that arrived meanwhile.
+
+Every item gets its own answer: a result, or the exception its request raises
+(a refusal for that item alone). A statement failing as a whole is one of two
+things. Postgres refused it (an error of the statement: nothing was written, and
+one item may be the cause, say a value a constraint refuses): each item then runs
+alone, so the others succeed and only the culprit fails, as it would have alone.
+Anything else (the database out of reach, a timeout, a bug) is every item's answer,
+as each would have met it alone; nothing is retried that may have been written.
+
+A write batch is one statement, so one transaction: all of it commits, or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeAlias, TypeVar
+
+import asyncpg
+
+from shared.errors import database_lost
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# The items of one statement at most; more wait for the next.
+MAX_BATCH = 64
+
+# What run_many answers for one item: its result, or the exception its request raises.
+Outcome: TypeAlias = R | BaseException
+
+
+def refused_by_postgres(exc: BaseException) -> bool:
+    """Postgres refused the statement (it ran, and rolled back), rather than the
+    database being out of reach: its items may each run alone."""
+    return isinstance(exc, asyncpg.PostgresError) and not database_lost(exc)
+
+
+class Batcher(Generic[T, R]):
+    """Items submitted in one turn of the loop, run together (`submit`)."""
+
+    def __init__(
+        self,
+        run_one: Callable[[T], Awaitable[R]],
+        run_many: Callable[[Sequence[T]], Awaitable[Sequence[Outcome[R]]]],
+        *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        if max_batch < 2:
+            raise ValueError("a batch holds two items at least")
+        self.run_one = run_one
+        self.run_many = run_many
+        self.max_batch = max_batch
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: T) -> R:
+        """The item's result, run with the others submitted in this turn of the loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        if not self._pending:
+            # After the callbacks already due in this turn: the requests that arrived
+            # with this one submit theirs first. A context of its own, so a batch's
+            # logs do not carry one request's id.
+            loop.call_soon(self._flush, context=contextvars.Context())
+        self._pending.append((item, future))
+        return await future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(pending), self.max_batch):
+            task = loop.create_task(self._run(pending[start : start + self.max_batch]))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            if len(batch) == 1:
+                await self._alone(*batch[0])
+                return
+            try:
+                outcomes = await self.run_many([item for item, _ in batch])
+            except Exception as exc:
+                if not refused_by_postgres(exc):
+                    raise
+                # Nothing was written: each alone, so only the culprit fails.
+                await asyncio.gather(*(self._alone(item, future) for item, future in batch))
+                return
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} items")
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                _settle(future, outcome)
+        except BaseException as exc:
+            for _, future in batch:
+                _settle(future, exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
+        try:
+            outcome: Outcome[R] = await self.run_one(item)
+        except Exception as exc:
+            outcome = exc
+        _settle(future, outcome)
+
+    async def wait_idle(self) -> None:
+        """Until every batch submitted so far has run (for a clean shutdown and tests)."""
+        while self._pending or self._running:
+            if self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+            else:
+                await asyncio.sleep(0)
+
+
+def _settle(future: asyncio.Future[R], outcome: Outcome[R]) -> None:
+    if future.done():  # its request was cancelled: the outcome reaches no one
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
