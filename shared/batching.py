@@ -16,9 +16,10 @@ Every item gets its own answer: a result, or the exception its request raises
 (a refusal for that item alone). A statement failing as a whole is one of two
 things. Postgres refused it (an error of the statement: nothing was written, and
 one item may be the cause, say a value a constraint refuses): each item then runs
-alone, so the others succeed and only the culprit fails, as it would have alone.
-Anything else (the database out of reach, a timeout, a bug) is every item's answer,
-as each would have met it alone; nothing is retried that may have been written.
+alone, one after the other in the order submitted, so the others succeed and only
+the culprit fails, as it would have alone. Anything else (the database out of
+reach, a timeout, a bug) is every item's answer, as each would have met it alone:
+nothing that may have been written is run again.
 
 A write batch is one statement, so one transaction: all of it commits, or none.
 """
@@ -98,8 +99,9 @@ class Batcher(Generic[T, R]):
             except Exception as exc:
                 if not refused_by_postgres(exc):
                     raise
-                # Nothing was written: each alone, so only the culprit fails.
-                await asyncio.gather(*(self._alone(item, future) for item, future in batch))
+                # Nothing was written: each alone, in order, so only the culprit fails.
+                for item, future in batch:
+                    await self._alone(item, future)
                 return
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} items")
