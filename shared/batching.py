@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import asyncpg
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from shared.errors import database_lost
 
@@ -68,6 +70,11 @@ class Batcher(Generic[T, R]):
         self.max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._running: set[asyncio.Task[None]] = set()
+        # Read by BatchCollector at scrape time: statements of several items, the
+        # items they carried, and the items that ran alone.
+        self.batches = 0
+        self.batched_items = 0
+        self.lone_items = 0
 
     async def submit(self, item: T) -> R:
         """The item's result, run with the others submitted in this turn of the loop."""
@@ -94,6 +101,8 @@ class Batcher(Generic[T, R]):
             if len(batch) == 1:
                 await self._alone(*batch[0])
                 return
+            self.batches += 1
+            self.batched_items += len(batch)
             try:
                 outcomes = await self.run_many([item for item, _ in batch])
             except Exception as exc:
@@ -114,6 +123,7 @@ class Batcher(Generic[T, R]):
                 raise
 
     async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
+        self.lone_items += 1
         try:
             outcome: Outcome[R] = await self.run_one(item)
         except Exception as exc:
@@ -136,3 +146,22 @@ def _settle(future: asyncio.Future[R], outcome: Outcome[R]) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+class BatchCollector(Collector):
+    """The batchers' counts, by name: their mean batch is items ÷ batches."""
+
+    def __init__(self, batchers: Mapping[str, Batcher[Any, Any]]) -> None:
+        self.batchers = batchers
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        families = (
+            ("db_batches", "Statements run for several requests' items at once", "batches"),
+            ("db_batched_items", "Items run in a statement of several", "batched_items"),
+            ("db_lone_items", "Items run alone (no company, or a refused batch)", "lone_items"),
+        )
+        for name, documentation, attribute in families:
+            family = CounterMetricFamily(name, documentation, labels=["batch"])
+            for batch, batcher in sorted(self.batchers.items()):
+                family.add_metric([batch], getattr(batcher, attribute))
+            yield family

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from shared.batching import Batcher, Outcome
+from shared.batching import BatchCollector, Batcher, Outcome
 from shared.logs import request_id_var
 
 
@@ -173,3 +174,17 @@ async def test_wait_idle_waits_for_the_batches_submitted(store):
     await batcher.wait_idle()
     assert await store.stored() == [1, 2]
     assert all(w.done() for w in waiters)
+
+
+async def test_the_collector_counts_batches_and_their_items(store):
+    batcher = Batcher(store.one, store.many)
+    await asyncio.gather(*(batcher.submit(v) for v in (1, 2, 3)))
+    await batcher.submit(4)
+    await asyncio.gather(*(batcher.submit(v) for v in (5, -6)), return_exceptions=True)
+    registry = CollectorRegistry()
+    registry.register(BatchCollector({"items": batcher}))
+    text = generate_latest(registry).decode()
+    # Two statements of several (3 items, then 2 refused as a whole and run alone).
+    assert 'db_batches_total{batch="items"} 2.0' in text
+    assert 'db_batched_items_total{batch="items"} 5.0' in text
+    assert 'db_lone_items_total{batch="items"} 3.0' in text
