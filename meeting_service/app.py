@@ -4,6 +4,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from meeting_service.batches import batchers_ctx
 from meeting_service.events_store import expand_event
 from meeting_service.media_routes import media_routes
 from meeting_service.presence import presence_ctx
@@ -36,6 +37,7 @@ def create_app(
     app.cleanup_ctx.append(realtime_ctx(EVENTS_CHANNEL, expand=expand_event, settings=settings))
     app.cleanup_ctx.append(presence_ctx(settings))
     app.cleanup_ctx.append(idempotency_purge_ctx)
+    app.cleanup_ctx.append(batchers_ctx)
     app.add_routes(routes)
     app.add_routes(media_routes)
     return app

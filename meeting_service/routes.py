@@ -6,6 +6,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from meeting_service import messages_store, participants_store, rooms_store
+from meeting_service.batches import ROOM_BY_CODE_KEY
 from meeting_service.models import (
     CreateRoomBody,
     JoinResult,
@@ -119,7 +120,7 @@ async def my_rooms(request: web.Request) -> web.Response:
 )
 async def room_by_code(request: web.Request) -> web.Response:
     code = code_of(request)
-    return json_body(await rooms_store.room_by_code(request.app[POOL_KEY], code))
+    return json_body(await request.app[ROOM_BY_CODE_KEY].submit(code))
 
 
 @routes.post("/rooms/code/{code}/join")
