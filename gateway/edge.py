@@ -20,7 +20,9 @@ so a request aiohttp is to answer waits for the edge's answers before it.
 Keep-alive, the idle and slow-head timeout (aiohttp's `keepalive_timeout`, this
 project's HEADER_TIMEOUT_S), a client that hangs up (the relayed request goes on,
 as `handler_cancellation=False` has it) and a graceful shutdown (the server knows
-the connection: shared.server.Server.fronts) behave as they do in aiohttp.
+the connection: shared.server.Server.fronts; a request begun, its body still coming
+included, is finished and answered with `Connection: close`) behave as they do in
+aiohttp's shared.server.RequestHandler.
 
 A relayed request never meets the app's middlewares or on_response_prepare
 signals: what one of those does must be done in gateway/edge_*.py too (the tests
@@ -61,6 +63,7 @@ class EdgeConnection(asyncio.Protocol):
         self.raw = bytearray()
         self.queue: deque[EdgeRequest] = deque()
         self.task: asyncio.Task[None] | None = None
+        self.relayed: EdgeRequest | None = None  # the task's request
         self.current: EdgeRequest | None = None  # its head parsed, its body not all in
         self.current_since = 0.0
         self.url = b""
@@ -97,7 +100,8 @@ class EdgeConnection(asyncio.Protocol):
             self.timer = self.loop.call_at(self.deadline, self._keepalive)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing or self.lost:
+        if self.lost or (self.closing and self.current is None):
+            # Closing, the rest of a body begun before is all that is still read.
             return
         self.raw += data
         if not self.stopped:
@@ -128,6 +132,8 @@ class EdgeConnection(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         self._wake_writer()
+        if self.task is None:
+            self._wake_idle()
         if self.task is not None and self.server.handler_cancellation:
             self.task.cancel()
 
@@ -184,15 +190,18 @@ class EdgeConnection(asyncio.Protocol):
         if self.handed_off or self.lost:
             return
         if self.queue:
-            self.task = self.loop.create_task(relay(self, self.queue.popleft()))
+            self.relayed = self.queue.popleft()
+            self.task = self.loop.create_task(relay(self, self.relayed))
+        elif self.closing:
+            if self.current is None:  # a body still coming is waited for
+                self._close()
         elif self.stopped:
             self._hand_off()
 
     def request_done(self, keep_alive: bool) -> None:
         """The relay's answer is out (called last by gateway.edge_relay)."""
-        self.task = None
-        if self.idle_waiter is not None and not self.idle_waiter.done():
-            self.idle_waiter.set_result(None)
+        self.task = self.relayed = None
+        self._wake_idle()
         if self.lost:
             return
         if not keep_alive or self.closing:
@@ -253,6 +262,11 @@ class EdgeConnection(asyncio.Protocol):
         while self.drained is not None and not self.lost:
             await self.drained
 
+    def _wake_idle(self) -> None:
+        """No request is relayed now (shutdown waits for that)."""
+        if self.idle_waiter is not None and not self.idle_waiter.done():
+            self.idle_waiter.set_result(None)
+
     def _wake_writer(self) -> None:
         drained, self.drained = self.drained, None
         if drained is not None and not drained.done():
@@ -271,20 +285,31 @@ class EdgeConnection(asyncio.Protocol):
     # The server's shutdown (shared.server.Front)
 
     def close(self) -> None:
-        """No more requests: an idle connection closes now, a busy one after its answer."""
+        """No more requests: an idle connection closes now. A request begun (being
+        relayed, or its head in and its body still coming) is finished first: its
+        body read to the end, relayed, and answered with `Connection: close`; a
+        request behind it is not taken (as shared.server.RequestHandler.close)."""
         self.closing = True
-        if self.task is None:
+        if self.relayed is not None:
+            self.relayed.keep_alive = False
+            self.current = None  # pipelined behind the one relayed: not begun
+        elif self.current is not None:
+            self.current.keep_alive = False
+        else:
             self._close()
 
     async def shutdown(self, timeout: float | None) -> None:  # noqa: ASYNC109
-        """As aiohttp's: the request in flight gets `timeout` to finish, then is
-        cancelled and gets as long again, then the connection is closed."""
+        """As shared.server.RequestHandler's: a request begun gets `timeout` to come
+        whole and be answered; if it is still relayed then, it is cancelled and gets
+        as long again; then the connection is closed (a body still coming is cut)."""
         self.closing = True
         for cancel in (False, True):
             task = self.task
-            if task is None:
+            if task is None and self.current is None:
                 break
             if cancel:
+                if task is None:
+                    break
                 task.cancel()
             waiter = self.idle_waiter = self.loop.create_future()
             try:

@@ -4,8 +4,9 @@ aiohttp parses a request line and headers before any middleware runs, and answer
 what it cannot parse (headers over the limit, too many headers, an unknown method)
 itself, in plain text, logging the error with a traceback that quotes the request.
 `RequestHandler` answers those in the API's JSON with a request id instead, and logs
-one line without the request's bytes. The processes (shared.runner) and the test
-servers (tests/conftest.py) both serve through `AppRunner`.
+one line without the request's bytes. At a graceful shutdown it finishes a request
+begun whose body is still coming, where aiohttp would stop reading it. The processes
+(shared.runner) and the test servers (tests/conftest.py) both serve through `AppRunner`.
 
 An app may put a protocol of its own in front of aiohttp's (`FRONT_KEY`: the
 gateway's edge, gateway.edge). The server then makes that front for each
@@ -23,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aiohttp import web, web_protocol, web_server
+from aiohttp import StreamReader, web, web_protocol, web_server
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
 
 from shared.errors import error_response
@@ -53,6 +54,37 @@ def _refused_status(exc: HttpProcessingError) -> int:
 
 
 class RequestHandler(web_protocol.RequestHandler):
+    # The body of the request begun before the server's shutdown, still coming.
+    _finishing: StreamReader | None = None
+
+    def close(self) -> None:
+        """No more requests (the server's shutdown). aiohttp stops reading at once,
+        so a request begun whose body is still coming would never get the rest
+        (aiohttp#2298); here it does, and is answered with `Connection: close`. A
+        request behind it is not taken, and an idle connection closes now."""
+        request = self._current_request
+        if request is not None:
+            # Read by the response when it is prepared; aiohttp's own fills this cache.
+            request._cache["keep_alive"] = False
+            if not request.content.is_eof():
+                self._finishing = request.content
+        super().close()
+
+    def data_received(self, data: bytes) -> None:
+        finishing = self._finishing
+        if finishing is None or finishing.is_eof() or self.transport is None:
+            super().data_received(data)
+            return
+        # Closing (or shutting down, which aiohttp marks force-closed before it waits
+        # for the request): parse on, for the rest of this body only.
+        closed = self._close, self._force_close
+        self._close = self._force_close = False
+        try:
+            super().data_received(data)
+        finally:
+            self._close, self._force_close = closed
+            self._messages.clear()  # requests after it: not begun, not taken
+
     def handle_error(
         self,
         request: web.BaseRequest,
