@@ -15,8 +15,9 @@ from functools import partial
 from aiohttp import web
 
 from meeting_service import rooms_store
-from shared.batching import Batcher
+from shared.batching import BatchCollector, Batcher
 from shared.db import POOL_KEY
+from shared.metrics import METRICS_KEY
 
 ROOM_BY_CODE_KEY: web.AppKey[Batcher[str, bytes]] = web.AppKey("room_by_code_batcher")
 
@@ -28,5 +29,6 @@ async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ROOM_BY_CODE_KEY] = Batcher(
         partial(rooms_store.room_by_code, pool), partial(rooms_store.rooms_by_codes, pool)
     )
+    app[METRICS_KEY].add_collector(BatchCollector({"room_by_code": app[ROOM_BY_CODE_KEY]}))
     yield
     await asyncio.gather(app[ROOM_BY_CODE_KEY].wait_idle())

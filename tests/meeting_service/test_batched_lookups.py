@@ -121,6 +121,11 @@ async def test_the_lookups_submitted_together_go_as_one_statement(
             assert answer.refusal is Refusal.ROOM_NOT_FOUND
         else:
             assert answer == await rooms_store.room_by_code(pool, code)
+    # Counted in the service's metrics: one statement of 11 items; none alone so far.
+    metrics = await (await service.get("/metrics")).text()
+    assert 'db_batches_total{batch="room_by_code"} 1.0' in metrics
+    assert f'db_batched_items_total{{batch="room_by_code"}} {len(asked)}.0' in metrics
+    assert 'db_lone_items_total{batch="room_by_code"} 0.0' in metrics
 
 
 async def test_the_batch_statement_probes_the_unique_index_on_code(
