@@ -5,7 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from meeting_service import messages_store, participants_store, rooms_store
+from meeting_service import (
+    messages_store,
+    participants_store,
+    room_settings_store,
+    rooms_store,
+)
 from meeting_service.batches import ROOM_BY_CODE_KEY
 from meeting_service.models import (
     CreateRoomBody,
@@ -156,7 +161,7 @@ async def get_room(request: web.Request) -> web.Response:
 )
 async def update_settings(request: web.Request) -> web.Response:
     body = await read_body(request, UpdateSettingsBody)
-    room = await rooms_store.update_settings(
+    room = await room_settings_store.update_settings(
         request.app[POOL_KEY],
         request.app[REALTIME_KEY],
         identity_of(request),
@@ -173,7 +178,7 @@ async def update_settings(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def end_room(request: web.Request) -> web.Response:
-    room = await rooms_store.end_room(
+    room = await room_settings_store.end_room(
         request.app[POOL_KEY], request.app[REALTIME_KEY], identity_of(request), room_id_of(request)
     )
     return json_model(room)
