@@ -8,8 +8,8 @@ from meeting_service.batches import batchers_ctx
 from meeting_service.events_store import expand_event
 from meeting_service.media_routes import media_routes
 from meeting_service.presence import presence_ctx
-from meeting_service.room_codes import CodeGenerator, new_room_code
-from meeting_service.routes import CODE_GENERATOR_KEY, refusal_middleware, routes
+from meeting_service.room_codes import CODE_GENERATOR_KEY, CodeGenerator, new_room_code
+from meeting_service.routes import refusal_middleware, routes
 from meeting_service.settings import SETTINGS_KEY, MeetingSettings
 from shared.app import service_app
 from shared.idempotency import purge_ctx as idempotency_purge_ctx

@@ -1,9 +1,10 @@
 """The statements concurrent requests share (shared.batching), as app resources.
 
 Under load, the lookups by code that arrive in one turn of the event loop go to
-Postgres as one statement (`rooms_store.rooms_by_codes`); a lookup alone is the
-usual one-row statement. Each request still gets its own answer, byte for byte
-the one it would have had alone.
+Postgres as one statement (`rooms_store.rooms_by_codes`), and so do the creates
+without an Idempotency-Key (`rooms_store.create_rooms`; a keyed create runs in its
+key's transaction, alone); one alone is the usual one-row statement. Each request
+still gets its own answer, byte for byte the one it would have had alone.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from aiohttp import web
 
 from meeting_service import rooms_store
+from meeting_service.room_codes import CODE_GENERATOR_KEY
 from shared.batching import BatchCollector, Batcher
 from shared.db import POOL_KEY
 from shared.metrics import METRICS_KEY
 
 ROOM_BY_CODE_KEY: web.AppKey[Batcher[str, bytes]] = web.AppKey("room_by_code_batcher")
+NEW_ROOM_KEY: web.AppKey[Batcher[rooms_store.NewRoom, bytes]] = web.AppKey("new_room_batcher")
 
 
 async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -29,6 +33,15 @@ async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ROOM_BY_CODE_KEY] = Batcher(
         partial(rooms_store.room_by_code, pool), partial(rooms_store.rooms_by_codes, pool)
     )
-    app[METRICS_KEY].add_collector(BatchCollector({"room_by_code": app[ROOM_BY_CODE_KEY]}))
+    generate_code = app[CODE_GENERATOR_KEY]
+    app[NEW_ROOM_KEY] = Batcher(
+        partial(rooms_store.create_room_alone, pool, generate_code),
+        partial(rooms_store.create_rooms, pool, generate_code),
+    )
+    batchers: dict[str, Batcher[Any, bytes]] = {
+        "room_by_code": app[ROOM_BY_CODE_KEY],
+        "create_room": app[NEW_ROOM_KEY],
+    }
+    app[METRICS_KEY].add_collector(BatchCollector(batchers))
     yield
-    await asyncio.gather(app[ROOM_BY_CODE_KEY].wait_idle())
+    await asyncio.gather(*(batcher.wait_idle() for batcher in batchers.values()))

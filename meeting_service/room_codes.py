@@ -6,6 +6,8 @@ import re
 import string
 from collections.abc import Callable
 
+from aiohttp import web
+
 from shared.ids import RandomText
 
 CODE_PATTERN = re.compile(r"^[a-z]{3}-[a-z]{3}-[a-z]{3}$")
@@ -14,6 +16,7 @@ _LETTERS = RandomText(string.ascii_lowercase, 9)
 
 # A source of candidate codes; the app takes one so tests can force collisions.
 CodeGenerator = Callable[[], str]
+CODE_GENERATOR_KEY: web.AppKey[CodeGenerator] = web.AppKey("room_code_generator")
 
 
 def new_room_code() -> str:

@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
+from typing import Any
 
 from meeting_service.models import CreateRoomBody, PublicRoom, Room, RoomDetail
 from meeting_service.refusals import Refusal, Refused
@@ -61,50 +64,125 @@ ROOM_JSON = json_object_sql(
         },
     },
 )
+# The columns a create writes, and the host's row made from the room it returned.
+_INSERT_ROOM = (
+    "INSERT INTO rooms (id, code, name, host_id, host_display_name, host_avatar_url,"
+    " settings_id, waiting_room, max_participants)"
+)
+_INSERT_HOST = (
+    " host AS ("
+    " INSERT INTO participants (id, room_id, user_id, display_name, avatar_url, is_host,"
+    " is_guest, status, ever_joined, joined_at)"
+)
+_HOST_OF_ROOM = (
+    " room.id, room.host_id, room.host_display_name, room.host_avatar_url, true, false,"
+    " 'joined', true, room.created_at"
+)
 # One statement, atomic by itself (no BEGIN and COMMIT round trips) or inside the
 # caller's transaction (Idempotency-Key): the room, and its host in it from the start
 # (counting toward capacity). A code already taken, by a committed room or by a
 # concurrent create that then commits, inserts nothing: no row, and the next attempt
 # draws again. No error either, so the caller's transaction stays usable.
 CREATE_ROOM = (
-    "WITH room AS ("
-    " INSERT INTO rooms (id, code, name, host_id, host_display_name, host_avatar_url,"
-    " settings_id, waiting_room, max_participants)"
+    f"WITH room AS ({_INSERT_ROOM}"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     " ON CONFLICT (code) DO NOTHING"
     f" RETURNING {ROOM_COLUMNS}),"
-    " host AS ("
-    " INSERT INTO participants (id, room_id, user_id, display_name, avatar_url, is_host,"
-    " is_guest, status, ever_joined, joined_at)"
-    " SELECT $10, id, host_id, host_display_name, host_avatar_url, true, false, 'joined',"
-    " true, created_at FROM room)"
+    f"{_INSERT_HOST} SELECT $10,{_HOST_OF_ROOM} FROM room)"
     f" SELECT convert_to({ROOM_JSON}, 'UTF8') AS room FROM room"
+)
+# The keyless creates of concurrent requests, as one statement (shared.batching):
+# CREATE_ROOM over arrays, one element per create. A code taken (by a room, or by
+# an earlier element of the same batch) inserts nothing, as above: its create has
+# no row back, and draws again alone.
+CREATE_ROOMS = (
+    f"WITH room AS ({_INSERT_ROOM}"
+    " SELECT id, code, name, host_id, host_display_name, host_avatar_url, settings_id,"
+    " waiting_room, max_participants"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    " $7::text[], $8::boolean[], $9::integer[])"
+    " AS new (id, code, name, host_id, host_display_name, host_avatar_url, settings_id,"
+    " waiting_room, max_participants)"
+    " ON CONFLICT (code) DO NOTHING"
+    f" RETURNING {ROOM_COLUMNS}),"
+    f"{_INSERT_HOST} SELECT new.participant_id,{_HOST_OF_ROOM}"
+    " FROM room JOIN unnest($1::text[], $10::text[]) AS new (room_id, participant_id)"
+    " ON new.room_id = room.id)"
+    f" SELECT id, convert_to({ROOM_JSON}, 'UTF8') AS room FROM room"
 )
 
 
+@dataclass(frozen=True, slots=True)
+class NewRoom:
+    """A create without an Idempotency-Key: who asks, and for what."""
+
+    who: Identity
+    body: CreateRoomBody
+
+
+def _values(who: Identity, body: CreateRoomBody, code: str) -> tuple[Any, ...]:
+    """A create's parameters, in the statements' order, its ids drawn."""
+    return (
+        new_id(),
+        code,
+        body.name,
+        who.user_id,
+        who.display_name,
+        who.avatar_url,
+        new_id(),
+        body.waiting_room,
+        body.max_participants,
+        new_id(),
+    )
+
+
 async def create_room(
-    conn: Connection, who: Identity, body: CreateRoomBody, generate_code: CodeGenerator
+    conn: Connection,
+    who: Identity,
+    body: CreateRoomBody,
+    generate_code: CodeGenerator,
+    attempts: int = MAX_ATTEMPTS,
 ) -> bytes:
-    """A room with a unique code, drawn again (up to MAX_ATTEMPTS) while taken: the
-    Room's JSON, as `json_model` would write it."""
-    for _ in range(MAX_ATTEMPTS):
-        row = await conn.fetchrow(
-            CREATE_ROOM,
-            new_id(),
-            generate_code(),
-            body.name,
-            who.user_id,
-            who.display_name,
-            who.avatar_url,
-            new_id(),
-            body.waiting_room,
-            body.max_participants,
-            new_id(),
-        )
+    """A room with a unique code, drawn again (up to `attempts` draws) while taken:
+    the Room's JSON, as `json_model` would write it."""
+    for _ in range(attempts):
+        row = await conn.fetchrow(CREATE_ROOM, *_values(who, body, generate_code()))
         if row is not None:
             room: bytes = row["room"]
             return room
     raise Refused(Refusal.CODES_EXHAUSTED)
+
+
+async def create_room_alone(
+    pool: Pool, generate_code: CodeGenerator, new: NewRoom, attempts: int = MAX_ATTEMPTS
+) -> bytes:
+    """`create_room` on a connection of the pool's, for as long as it runs."""
+    async with pool.acquire() as conn:
+        return await create_room(conn, new.who, new.body, generate_code, attempts)
+
+
+async def create_rooms(
+    pool: Pool, generate_code: CodeGenerator, news: Sequence[NewRoom]
+) -> list[bytes | Exception]:
+    """`create_room_alone` of each, in their order, in one statement: each room's
+    JSON. A create whose code was taken then draws again alone, with the draws it
+    has left (its answer, or its refusal)."""
+    values = [_values(new.who, new.body, generate_code()) for new in news]
+    # Sorted by code: concurrent batches take their codes' index entries in one
+    # order, so two of them never wait for each other's.
+    columns = zip(*sorted(values, key=itemgetter(1)), strict=True)
+    rows = await pool.fetch(CREATE_ROOMS, *(list(column) for column in columns))
+    created: dict[str, bytes] = {row["id"]: row["room"] for row in rows}
+    outcomes: list[bytes | Exception] = []
+    for new, (room_id, *_) in zip(news, values, strict=True):
+        if room_id in created:
+            outcomes.append(created[room_id])
+            continue
+        try:
+            outcomes.append(await create_room_alone(pool, generate_code, new, MAX_ATTEMPTS - 1))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 async def get_room(pool: Pool, room_id: str) -> RoomDetail:

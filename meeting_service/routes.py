@@ -11,7 +11,7 @@ from meeting_service import (
     room_settings_store,
     rooms_store,
 )
-from meeting_service.batches import ROOM_BY_CODE_KEY
+from meeting_service.batches import NEW_ROOM_KEY, ROOM_BY_CODE_KEY
 from meeting_service.models import (
     CreateRoomBody,
     JoinResult,
@@ -30,17 +30,16 @@ from meeting_service.models import (
 from meeting_service.models import Message as MessageShape
 from meeting_service.paths import TAGS, code_of, participant_id_of, room_id_of
 from meeting_service.refusals import Refusal, Refused
-from meeting_service.room_codes import CodeGenerator
+from meeting_service.room_codes import CODE_GENERATOR_KEY
 from shared.auth import identity_of
 from shared.bodies import json_body, json_model, read_body, validate_query
 from shared.cursors import decode_time_cursor, encode_time_cursor
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
-from shared.idempotency import once
+from shared.idempotency import key_of, once
 from shared.realtime import REALTIME_KEY
 
-CODE_GENERATOR_KEY: web.AppKey[CodeGenerator] = web.AppKey("room_code_generator")
 routes = web.RouteTableDef()
 
 STATUS_OF: dict[Refusal, int] = {
@@ -90,6 +89,9 @@ async def refusal_middleware(request: web.Request, handler: Handler) -> web.Stre
 )
 async def create_room(request: web.Request) -> web.Response:
     body = await read_body(request, CreateRoomBody)
+    if key_of(request) is None:  # no transaction to hold: with this turn's others (batches.py)
+        new = rooms_store.NewRoom(identity_of(request), body)
+        return json_body(await request.app[NEW_ROOM_KEY].submit(new), 201)
     async with once(request) as scope:
         if scope.replay is not None:
             return scope.replay
