@@ -10,7 +10,8 @@ with the same request id, client address, header rules, metrics, logs and error
 answers as the aiohttp route.
 
 Everything else goes to aiohttp, with the connection: the raw bytes from the start
-of that request on are kept until its head is parsed and the decision made; the
+of that request on are kept until its head is parsed and the decision made (or
+the head, unended, passes gateway.edge_request.MAX_HEAD: aiohttp's limits judge it); the
 hand-off then makes aiohttp's protocol for the connection
 (shared.server.Server.handler), gives it the transport and feeds it those bytes.
 From then on the connection is aiohttp's. A hand-off happens only between requests:
@@ -40,7 +41,7 @@ from aiohttp import web
 from aiohttp.tcp_helpers import tcp_keepalive
 
 from gateway.edge_relay import EdgeContext, hung_up, relay
-from gateway.edge_request import ROUTES_KEY, EdgeRequest
+from gateway.edge_request import MAX_HEAD, ROUTES_KEY, EdgeRequest
 from shared.server import FrontFactory, Server
 
 # Reading pauses while a request is relayed and this much waits behind it.
@@ -111,6 +112,10 @@ class EdgeConnection(asyncio.Protocol):
                 # Refused by the decision (_Stop), or not parsed: aiohttp says what.
                 self.stopped = True
                 self.current = None
+            if self.current is None and len(self.raw) > MAX_HEAD:
+                # A head longer than the edge takes, not ended yet: aiohttp's limits
+                # refuse it (414, 431) where httptools would buffer on.
+                self.stopped = True
         if self.task is None:
             self._next()
         if (

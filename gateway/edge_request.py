@@ -9,7 +9,7 @@ length within the limit or none, none of `Transfer-Encoding`, `Expect`, `Upgrade
 or a Connection header naming `upgrade`, no duplicated singleton header, no
 X-Forwarded-For a trusted proxy sent that is not a list of addresses, and a head
 well within aiohttp's limits. Everything else is aiohttp's, which answers it as it
-always did (its own routes, WebSockets, 401, 413, 400/431/501, CORS requests).
+always did (its own routes, WebSockets, 401, 413, 400/414/431/501, CORS requests).
 """
 
 from __future__ import annotations

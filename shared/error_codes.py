@@ -26,6 +26,7 @@ CODES: dict[str, str] = {
     "service unavailable": "service_unavailable",
     "internal error": "internal_error",
     "request header fields too large": "header_fields_too_large",
+    "request URI too long": "uri_too_long",
     "websocket upgrade required": "websocket_upgrade_required",
     "idempotency key reused with a different request": "idempotency_key_reused",
     "Idempotency-Key: must be 1 to 255 characters": "invalid_idempotency_key",

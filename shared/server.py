@@ -35,17 +35,32 @@ log = logging.getLogger(__name__)
 
 # Per process, whatever runs the app: a client that hangs up does not cancel its
 # handler, so a request that reached the database finishes as it would have.
-SERVER_OPTIONS: dict[str, Any] = {"handler_cancellation": False}
+# aiohttp's limits on the request target (the whole request line in its pure-Python
+# parser) and on a header field. They differ so that its LineTooLong, which names
+# the limit passed and not the line, tells an over-long URI (414) from an over-long
+# header field (431).
+MAX_REQUEST_LINE = 8192
+MAX_FIELD = 8190
+SERVER_OPTIONS: dict[str, Any] = {
+    "handler_cancellation": False,
+    "max_line_size": MAX_REQUEST_LINE,
+    "max_field_size": MAX_FIELD,
+}
 
 REFUSALS = {
     400: "bad request",
+    414: "request URI too long",
     431: "request header fields too large",
     501: "method not implemented",
 }
 
 
-def _refused_status(exc: HttpProcessingError) -> int:
-    if isinstance(exc, LineTooLong) or exc.message == "Too many headers received":
+def _refused_status(exc: HttpProcessingError, max_line_size: int, max_field_size: int) -> int:
+    if isinstance(exc, LineTooLong):
+        # RFC 9110 §15.5.15: a target longer than the server will read is 414.
+        limit = exc.args[1]
+        return 414 if limit == max_line_size and limit != max_field_size else 431
+    if exc.message == "Too many headers received":
         return 431
     if isinstance(exc, BadHttpMethod) and "HTTPS" not in exc.message:
         # RFC 9110 §9.1: a method the server does not recognise is 501.
@@ -99,7 +114,7 @@ class RequestHandler(web_protocol.RequestHandler):
         extra = {"request_id": request_id}
         if isinstance(exc, HttpProcessingError):
             # The client's mistake, not ours: one line, without the request's bytes.
-            status = _refused_status(exc)
+            status = _refused_status(exc, self.max_line_size, self.max_field_size)
             log.info(
                 "request refused by the HTTP parser",
                 extra={

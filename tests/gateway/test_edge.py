@@ -114,6 +114,11 @@ async def test_a_chunked_body_after_a_fast_request_goes_to_aiohttp_whole(
             431,
             "request header fields too large",
         ),
+        (
+            b"GET /api/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: g\r\n\r\n",
+            414,
+            "request URI too long",
+        ),
         (b"BREW /api/x HTTP/1.1\r\nHost: g\r\n\r\n", 501, "method not implemented"),
     ],
 )
