@@ -1,7 +1,8 @@
 """A graceful shutdown (every deploy's SIGTERM) finishes a request whose body is still
 uploading when it starts: the rest of the body is read, the request answered with
 `Connection: close`, and only then is the connection closed; a request pipelined
-behind it is not taken. The gateway's edge (gateway.edge), a gateway without it
+behind it is not taken, and one still not all in when the shutdown timeout passes is
+cut without an answer. The gateway's edge (gateway.edge), a gateway without it
 (aiohttp, shared.server.RequestHandler) and a service directly, in front of the real
 chat service, all do so, the two gateways byte for byte alike."""
 
@@ -13,12 +14,15 @@ import re
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from chat_service.app import create_app as create_chat
 from chat_service.settings import ChatSettings
+from gateway.app import create_app as create_gateway
 from gateway.edge_request import Decider
-from shared.server import Server
+from shared.server import FRONT_KEY, Server
+from tests.conftest import gateway_settings_for
 from tests.gateway.raw_http import Answer, RawClient, request
 from tests.gateway.test_edge_identical import _pair
 
@@ -126,3 +130,31 @@ async def test_an_upload_under_way_at_shutdown_is_answered(
     # The gateway with its edge and the one without answered alike.
     a, b = answers["Upload A"], answers["Upload B"]
     assert _normalized(a, listed["Upload A"]) == _normalized(b, listed["Upload B"])
+
+
+@pytest.mark.parametrize("edge", [True, False], ids=["edge", "without-edge"])
+async def test_an_upload_stalled_past_the_shutdown_timeout_is_cut(
+    aiohttp_server, database_url, signing_key, jwks_json, make_token, monkeypatch, edge
+):
+    """A request begun does not hold the shutdown past its timeout: its body still
+    not all in then, the connection is closed without an answer, nothing stored."""
+    settings = ChatSettings(database_url=database_url, jwks=jwks_json, bcrypt_rounds=4)
+    chat = await aiohttp_server(create_chat(settings))
+    url = str(chat.make_url(""))
+    app = create_gateway(
+        gateway_settings_for(database_url, signing_key, chat_url=url, meeting_url=url)
+    )
+    if not edge:
+        del app[FRONT_KEY]
+    gateway = await aiohttp_server(app, shutdown_timeout=0.5)
+    begun, _ = begun_events(monkeypatch)
+    token = make_token("alice")
+    body = json.dumps({"room_name": "Stalled"}).encode()
+    headers = {"Authorization": token, "Content-Type": "application/json"}
+    client = await RawClient.open(gateway.port)
+    client.send(request("POST", "/api/create_room", headers, body)[:-4])
+    await begun.wait()
+    await gateway.close()  # the shutdown timeout passes; the rest never comes
+    assert await client.closed()  # with nothing said
+    await client.close()
+    assert await _rooms(chat, token) == {}
