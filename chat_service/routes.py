@@ -38,12 +38,14 @@ from chat_service.parsing import (
     user_rooms_position,
     username_of,
 )
+from chat_service.sending import SENDS_KEY
+from chat_service.sends_store import Send
 from chat_service.settings import ChatSettings
 from shared.bodies import json_body, json_model
 from shared.db import POOL_KEY
 from shared.endpoints import endpoint
 from shared.errors import ApiError
-from shared.idempotency import once
+from shared.idempotency import key_of, once
 from shared.passwords import PASSWORDS_KEY
 from shared.realtime import REALTIME_KEY
 
@@ -251,11 +253,16 @@ async def room_members(request: web.Request) -> web.Response:
 )
 async def send_room_message(request: web.Request) -> web.Response:
     body = await body_of(request, SendMessageRequest)
+    send = Send(body.room_id, username_of(request), body.message)
+    if key_of(request) is None:
+        # Stored with the sends of this turn of the loop (chat_service.sending).
+        sent = await request.app[SENDS_KEY].submit(send)
+        return json_body(sent.answer, 201)
     async with once(request) as scope:
         if scope.replay is not None:
             return scope.replay
         sent = await store.send_message(
-            scope.conn, body.room_id, username_of(request), body.message, events_of(request)
+            scope.conn, send.room_id, send.username, send.text, events_of(request)
         )
         return await scope.answer(json_body(sent.answer, 201))
 

@@ -313,11 +313,11 @@ _SEND = (
     " SELECT room.is_member, sent.id AS message_id, convert_to({answer}, 'UTF8') AS answer"
     " FROM room LEFT JOIN sent ON true"
 )
+# A RETURNING column over room_messages: {"message_id": id} on the room's topic, to
+# the channel in $4.
+NOTIFY_SENT = notify_sql("$4", "room_id::text", "json_build_object('message_id', id)")
 SEND_MESSAGE = _SEND.format(notify="", answer=SENT)
-SEND_MESSAGE_AND_NOTIFY = _SEND.format(
-    notify=", " + notify_sql("$4", "room_id::text", "json_build_object('message_id', id)"),
-    answer=SENT,
-)
+SEND_MESSAGE_AND_NOTIFY = _SEND.format(notify=", " + NOTIFY_SENT, answer=SENT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+TIMEOUT_S = 10  # an upper bound on waiting, not a pause
 INVALID = {"error": "invalid fields received", "code": "invalid_fields"}
 UNAUTHORIZED = {"error": "unauthorized", "code": "unauthorized"}
 NOT_FOUND = {"error": "room not found", "code": "room_not_found"}
@@ -75,3 +77,15 @@ async def history(
 ) -> tuple[int, Any]:
     query = {"room_id": str(room_id), **{key: str(value) for key, value in params.items()}}
     return await call(client, "GET", "/api/get_room_messages", headers, params=query)
+
+
+async def until_waiting_on_a_lock(db: Any, pending: asyncio.Future[Any]) -> None:
+    """Until a statement of the database waits on a lock; `pending`, the request
+    expected to be that statement, must not finish first."""
+    async with asyncio.timeout(TIMEOUT_S):
+        while not await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ):
+            assert not pending.done(), await pending
+            await asyncio.sleep(0.01)

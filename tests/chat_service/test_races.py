@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.chat_service.helpers import call, create_room, join, send
-
-TIMEOUT_S = 10  # an upper bound on waiting, not a pause
+from tests.chat_service.helpers import call, create_room, join, send, until_waiting_on_a_lock
 
 
 async def test_simultaneous_joins_of_one_user_make_one_membership(service, auth, db):
@@ -40,13 +38,7 @@ async def test_a_send_waiting_on_a_deletion_of_its_room_is_a_404_and_stores_noth
     async with db.transaction():
         await db.execute("DELETE FROM chat.rooms WHERE id = $1", room_id)
         sending = asyncio.ensure_future(send(service, auth("alice"), room_id, "too late"))
-        async with asyncio.timeout(TIMEOUT_S):
-            while not await db.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ):
-                assert not sending.done(), await sending
-                await asyncio.sleep(0.01)
+        await until_waiting_on_a_lock(db, sending)
     assert await sending == (404, {"error": "room not found", "code": "room_not_found"})
     assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 0
 
