@@ -31,7 +31,8 @@ class RoomView:
 
     def close_on(self, event: Event) -> Ending | None:
         """Leaving, being removed and the room ending close the viewer's sockets
-        at once: nothing after it reaches them."""
+        at once: that event is the last frame they get (shared.websockets), then
+        the close (1000, 4403, 4410); nothing after it reaches them."""
         kind = event.get("type")
         if kind == "room.ended":
             return ENDED

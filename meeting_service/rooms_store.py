@@ -180,7 +180,7 @@ async def create_rooms(
             continue
         try:
             outcomes.append(await create_room_alone(pool, generate_code, new, MAX_ATTEMPTS - 1))
-        except Exception as exc:
+        except Exception as exc:  # its own: the batch committed, and must not run again
             outcomes.append(exc)
     return outcomes
 

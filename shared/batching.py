@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -118,7 +119,7 @@ class Batcher(Generic[T, R]):
                 _settle(future, outcome)
         except BaseException as exc:
             for _, future in batch:
-                _settle(future, exc)
+                _settle(future, _own_copy(exc))
             if not isinstance(exc, Exception):
                 raise
 
@@ -137,6 +138,17 @@ class Batcher(Generic[T, R]):
                 await asyncio.gather(*self._running, return_exceptions=True)
             else:
                 await asyncio.sleep(0)
+
+
+def _own_copy(exc: BaseException) -> BaseException:
+    """One request's copy of an error of its whole batch: each request raises its own,
+    so its traceback gets that request's frames only, not every request's in turn."""
+    try:
+        copied = copy.copy(exc)
+    except Exception:  # an exception that cannot be rebuilt from its args
+        return exc
+    copied.__cause__, copied.__context__ = exc.__cause__, exc.__context__
+    return copied.with_traceback(exc.__traceback__)
 
 
 def _settle(future: asyncio.Future[R], outcome: Outcome[R]) -> None:

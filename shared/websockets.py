@@ -78,7 +78,8 @@ def close_on_shutdown(app: web.Application, grace_s: float) -> None:
 class Stream:
     """What one socket is sent, decided once its user is authorized: first the
     `replay` (from the history), then the live events `allow` lets through,
-    until `close_on` names an event that ends the stream, and why."""
+    until `close_on` names an event that ends the stream, and why: that event is
+    sent when `allow` lets it through, and the socket closes with the ending."""
 
     allow: Callable[[Event], bool] | None = None
     close_on: Callable[[Event], Ending | None] | None = None
@@ -121,6 +122,10 @@ async def serve_websocket(
                 async for event in subscription:
                     ending = stream.close_on(event) if stream.close_on is not None else None
                     if ending is not None:
+                        # The event that ends the stream is its last frame when the
+                        # viewer may see it (the meeting's room.ended), then the close.
+                        if stream.allow is None or stream.allow(event):
+                            await ws.send_json(stream.shape(event) if stream.shape else event)
                         await close_websocket(ws, ending)
                         return
                     if stream.allow is None or stream.allow(event):

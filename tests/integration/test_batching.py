@@ -5,6 +5,7 @@ refuses runs item by item; against a real Postgres."""
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
@@ -116,7 +117,13 @@ async def test_a_lost_database_is_every_items_answer_and_nothing_is_retried(stor
 
     batcher = Batcher(store.one, many)
     outcomes = await asyncio.gather(*(batcher.submit(v) for v in (1, 2, 3)), return_exceptions=True)
-    assert outcomes == [lost, lost, lost]
+    # Each request its own copy, so that no traceback gathers the others' frames.
+    assert len({id(o) for o in outcomes}) == 3
+    for outcome in outcomes:
+        assert type(outcome) is type(lost) and str(outcome) == "connection was closed"
+        assert outcome.__cause__ is lost.__cause__
+        frames = [frame.name for frame in traceback.extract_tb(outcome.__traceback__)]
+        assert frames.count("submit") == 1
     assert store.batches == [[1, 2, 3]]  # run_one never ran
     assert await store.stored() == []
 

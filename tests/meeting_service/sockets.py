@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -41,6 +42,18 @@ async def closed(ws: Any) -> aiohttp.WSMessage:
         message = await ws.receive(timeout=TIMEOUT)
         if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
             return message
+
+
+async def ending(ws: Any) -> tuple[dict[str, Any], aiohttp.WSMessage]:
+    """Read until the server closes the socket: the last text frame before the
+    close (the event that ended the stream), and the close message."""
+    last: dict[str, Any] = {}
+    while True:
+        message = await ws.receive(timeout=TIMEOUT)
+        if message.type == aiohttp.WSMsgType.TEXT:
+            last = json.loads(message.data)
+        elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return last, message
 
 
 @contextlib.asynccontextmanager

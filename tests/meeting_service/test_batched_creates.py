@@ -145,6 +145,22 @@ async def test_a_create_whose_codes_are_all_taken_is_refused_after_ten_draws_in_
     await assert_stored_with_their_hosts(db, [taken, answers[1]])
 
 
+async def test_a_redraw_postgres_refuses_fails_alone_and_the_batch_is_not_run_again(
+    service: TestClient, db: asyncpg.Connection
+) -> None:
+    """The batch committed before its taken codes are drawn again: an error then is
+    that create's answer, not the batch's (which would run every create again)."""
+    pool = service.server.app[POOL_KEY]
+    taken = await rooms_store.create_room_alone(pool, Draws("aaa-aaa-aaa"), new_room(9))
+    # The redraw breaks rooms_code_format: Postgres refuses that statement.
+    draws = Draws("bbb-bbb-bbb", "aaa-aaa-aaa", "ccc-ccc-ccc", "not a code")
+    answers = await rooms_store.create_rooms(pool, draws, [new_room(0), new_room(1), new_room(2)])
+    assert isinstance(answers[1], asyncpg.CheckViolationError)
+    assert [json.loads(answers[i])["code"] for i in (0, 2)] == ["bbb-bbb-bbb", "ccc-ccc-ccc"]
+    assert draws.count == 4
+    await assert_stored_with_their_hosts(db, [taken, answers[0], answers[2]])  # type: ignore[list-item]
+
+
 async def test_simultaneous_creates_each_get_their_own_room(
     api: TestClient, make_token: Any, db: asyncpg.Connection
 ) -> None:

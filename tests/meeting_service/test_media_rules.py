@@ -10,7 +10,14 @@ import aiohttp
 from meeting_service import presence_store
 from tests.conftest import bearer
 from tests.meeting_service.conftest import create_room, join
-from tests.meeting_service.sockets import closed, next_event, next_of_type, room_socket, wait_for
+from tests.meeting_service.sockets import (
+    closed,
+    ending,
+    next_event,
+    next_of_type,
+    room_socket,
+    wait_for,
+)
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 SCREEN_OFF = "Screen sharing is disabled in this room"
@@ -149,7 +156,11 @@ async def test_a_removed_participant_is_closed_with_4403(api, make_token):
             f"/rooms/{room['id']}/participants/{bob_p['id']}", headers=bearer(alice)
         )
         assert response.status == 204
-        message = await closed(bob_ws)
+        # Told why (the removal, about bob), then closed with 4403.
+        last, message = await ending(bob_ws)
+        assert last["type"] == "participant.removed"
+        assert last["participant"]["id"] == bob_p["id"]
+        assert last["participant"]["status"] == "removed"
         assert (message.data, message.extra) == (4403, "removed")
 
 
@@ -161,8 +172,10 @@ async def test_the_end_of_the_room_closes_every_socket_with_4410(api, make_token
     ):
         response = await api.post(f"/rooms/{room['id']}/end", headers=bearer(alice))
         assert response.status == 200
+        ended_room = await response.json()
         for ws in (alice_ws, bob_ws):
-            message = await closed(ws)
+            last, message = await ending(ws)
+            assert last == {"type": "room.ended", "roomId": room["id"], "room": ended_room}
             assert (message.data, message.extra) == (4410, "room ended")
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import bearer
 from tests.meeting_service.conftest import create_room, join
-from tests.meeting_service.sockets import closed, next_event
+from tests.meeting_service.sockets import closed, ending, next_event
 
 
 async def test_a_participant_hears_someone_join(api, make_token):
@@ -79,8 +79,10 @@ async def test_room_events_in_order(api, make_token):
         assert left["previousStatus"] == "joined"
         response = await api.post(f"/rooms/{room['id']}/end", headers=bearer(alice))
         assert response.status == 200
-        # The end closes the socket with 4410: nothing follows it.
-        message = await closed(ws)
+        ended_room = await response.json()
+        # The end is the socket's last frame, then the close with 4410.
+        last, message = await ending(ws)
+        assert last == {"type": "room.ended", "roomId": room["id"], "room": ended_room}
         assert (message.data, message.extra) == (4410, "room ended")
 
 
