@@ -357,3 +357,20 @@ async def test_keyed_sends_among_keyless_ones_are_sent_once_and_replayed(service
     assert sorted(replayed or "" for _, _, replayed in retries) == [""] + ["true"] * 4
     assert await db.fetchval("SELECT count(*) FROM chat.room_messages WHERE body = 'once'") == 1
     assert await db.fetchval("SELECT count(*) FROM chat.room_messages") == 11
+
+
+async def test_a_batch_waiting_on_a_deletion_refuses_that_rooms_sends_only(service, auth, db):
+    """The deletion holds the room's row; once it commits, the row the batch waited
+    for is gone: that room's sends are 404 and store nothing, the others are sent."""
+    pool = service.server.app[POOL_KEY]
+    doomed = await create_room(service, auth("alice"), "Doomed")
+    kept = await create_room(service, auth("alice"), "Kept")
+    batch = [Send(doomed, "alice", "d1"), Send(kept, "alice", "k"), Send(doomed, "alice", "d2")]
+    async with db.transaction():
+        await db.execute("DELETE FROM chat.rooms WHERE id = $1", doomed)
+        sending = asyncio.ensure_future(send_messages(pool, batch, CHANNEL))
+        await until_waiting_on_a_lock(db, sending)
+    outcomes = await sending
+    assert [type(o) for o in outcomes] == [store.RoomNotFound, store.Sent, store.RoomNotFound]
+    rows = await db.fetch("SELECT room_id, body FROM chat.room_messages")
+    assert [tuple(row) for row in rows] == [(kept, "k")]
