@@ -29,7 +29,9 @@ class RoomEvents:
 
     def __init__(self, broadcaster: Broadcaster) -> None:
         self._broadcaster = broadcaster
-        # store.send_message notifies by itself: {"message_id": id} on the room's topic.
+        # The send statements notify by themselves (store.NOTIFY_SENT, in
+        # store.send_message and sends_store.send_messages): {"message_id": id} on
+        # the room's topic.
         self.channel = broadcaster.channel
 
     async def member_left(self, conn: Conn, room_id: int, username: str) -> None:
@@ -83,8 +85,8 @@ async def serve_room(
     ends the stream rather than being missed. With `after`, the history newer than
     it is replayed first, read after subscribing: a message committed meanwhile is
     in the replay, the live stream, or both, and a live message whose id the replay
-    already sent is dropped. Ids commit in order within a room (store.send_message),
-    so nothing older than what was sent can still arrive."""
+    already sent is dropped. Ids commit in order within a room (store.send_message,
+    sends_store.send_messages), so nothing older than what was sent can still arrive."""
     pool = request.app[POOL_KEY]
     last_sent = after
 
