@@ -152,7 +152,7 @@ def render() -> str:
         '    {"error": "Room is full", "code": "room_full"}',
         "",
         "Branch on `code`; `error` may be reworded. An error the HTTP layer raises itself",
-        "(for instance 408 or 431) carries its status's name as the code, such as",
+        "(for instance 408) carries its status's name as the code, such as",
         "`request_timeout`. This page is generated from `shared/error_codes.py`",
         "(`python -m shared.error_codes > docs/errors.md`); a test keeps the two equal.",
         "",
