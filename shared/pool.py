@@ -10,14 +10,31 @@ listeners, has nothing to undo. `Pool.release` hands such a connection back
 there and then, as asyncpg's release ends; anything else takes asyncpg's own
 path, unchanged (tests/integration/test_pool_reset.py covers both). ~20 µs of
 CPU a request on the read paths (docs in the commit that added it).
+
+That fast path reads asyncpg's own attributes, so it runs only on the asyncpg
+releases it was written against and tested with (`FAST_RELEASE_ASYNCPG`). On a
+newer one every release takes asyncpg's path: slower, never wrong, and the
+process logs it once at start.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+log = logging.getLogger(__name__)
+
+# The asyncpg releases (major, minor) whose pool internals `_released_now` follows.
+FAST_RELEASE_ASYNCPG = ((0, 30), (0, 31), (0, 32))
+
+
+def fast_release_supported(version: str = asyncpg.__version__) -> bool:
+    """Whether `version` is an asyncpg release the fast path was written for."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) in FAST_RELEASE_ASYNCPG
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:
@@ -35,9 +52,10 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 
 class Pool(asyncpg.Pool):
     __slots__ = ()
+    fast_release = fast_release_supported()
 
     async def release(self, connection: Any, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 (asyncpg's signature)
-        if not _released_now(self, connection):
+        if not (self.fast_release and _released_now(self, connection)):
             await super().release(connection, timeout=timeout)
 
 
@@ -85,5 +103,10 @@ async def new_pool(dsn: str, *, reset: Any = keep_session, **options: Any) -> Po
         reset=reset,
         **options,
     )
+    if not pool.fast_release:
+        log.warning(
+            "asyncpg %s is newer than shared.pool's fast release: asyncpg's own release is used",
+            asyncpg.__version__,
+        )
     await pool
     return pool

@@ -4,12 +4,13 @@ nothing of one request's transaction reaches the next; shared.pool.Pool's releas
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import asyncpg
 import pytest
 
 from shared.db import create_pool
-from shared.pool import Pool, new_pool
+from shared.pool import Pool, fast_release_supported, new_pool
 from shared.settings import CommonSettings
 
 
@@ -118,3 +119,39 @@ async def test_a_pool_closes_once_its_connections_are_back(database_url):
     assert not closing.done()  # it waits for the connection lent out
     await pool.release(conn)
     await asyncio.wait_for(closing, 10)
+
+
+def test_the_fast_release_is_for_the_asyncpg_releases_it_follows():
+    assert fast_release_supported()  # the asyncpg this project installs
+    assert fast_release_supported("0.30.0") and fast_release_supported("0.32.1")
+    assert not fast_release_supported("0.33.0")
+    assert not fast_release_supported("1.0.0")
+
+
+async def test_an_unknown_asyncpg_takes_asyncpgs_own_release(database_url, monkeypatch, caplog):
+    """On an asyncpg whose internals the fast path does not know, every release is
+    asyncpg's own (slower, never wrong), and the start says so once."""
+    slow: list[object] = []
+    release = asyncpg.Pool.release
+
+    async def counted(self: asyncpg.Pool, connection: object, **kwargs: object) -> None:
+        slow.append(connection)
+        await release(self, connection, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Pool, "release", counted)
+    monkeypatch.setattr(Pool, "fast_release", False)
+    with caplog.at_level(logging.WARNING, logger="shared.pool"):
+        pool = await create_pool(settings(database_url), "public")
+    try:
+        assert [r.getMessage() for r in caplog.records if r.name == "shared.pool"] == [
+            f"asyncpg {asyncpg.__version__} is newer than shared.pool's fast release:"
+            " asyncpg's own release is used"
+        ]
+        async with pool.acquire() as conn:
+            pid = conn.get_server_pid()
+            await conn.fetchval("SELECT 1")
+        assert len(slow) == 1
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() == pid
+    finally:
+        await pool.close()
