@@ -135,6 +135,10 @@ class KeySet:
             log.warning("could not fetch the signing keys", extra={"error": repr(exc)})
 
 
+# How long a token `identify_now` refused is refused without a second verification.
+REFUSAL_MEMORY_S = 1.0
+
+
 class TokenVerifier:
     def __init__(
         self, keys: KeySet, *, issuer: str, audience: str, cache_size: int = 10_000
@@ -147,6 +151,12 @@ class TokenVerifier:
         # entry lives no longer than the token's own `exp`.
         self._verified: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
         self._cache_size = cache_size
+        # Tokens whose signature or claims were refused in the last REFUSAL_MEMORY_S
+        # (monotonic deadlines): the gateway's edge tries a token without awaiting
+        # and leaves a refused one to aiohttp's route, which would verify it again.
+        # Briefly only: a token refused for an `iat` just ahead of this clock is
+        # valid a moment later.
+        self._refused: OrderedDict[str, float] = OrderedDict()
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid token; 401 for anything else. The algorithm is
@@ -204,12 +214,18 @@ class TokenVerifier:
                 return None
             return self._remember(token, self._decode(token, key))
         except ApiError:
+            self._refused[token] = time.monotonic() + REFUSAL_MEMORY_S
+            if len(self._refused) > self._cache_size:
+                self._refused.popitem(last=False)
             return None
 
     async def identify(self, token: str) -> Identity:
         cached = self.cached(token)
         if cached is not None:
             return cached
+        refused_until = self._refused.pop(token, None)
+        if refused_until is not None and refused_until > time.monotonic():
+            raise unauthorized()  # just refused by identify_now: not verified twice
         return self._remember(token, await self.verify(token))
 
     def _remember(self, token: str, claims: dict[str, Any]) -> Identity:
