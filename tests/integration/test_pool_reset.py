@@ -14,6 +14,19 @@ from shared.pool import Pool, fast_release_supported, new_pool
 from shared.settings import CommonSettings
 
 
+def slow_releases(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The connections released by asyncpg's own (shielded) release, in order."""
+    slow: list[object] = []
+    release = asyncpg.Pool.release
+
+    async def counted(self: asyncpg.Pool, connection: object, **kwargs: object) -> None:
+        slow.append(connection)
+        await release(self, connection, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Pool, "release", counted)
+    return slow
+
+
 def settings(database_url: str) -> CommonSettings:
     return CommonSettings(database_url=database_url, db_pool_min_size=1, db_pool_max_size=1)
 
@@ -51,14 +64,7 @@ async def test_a_transaction_left_open_is_rolled_back_on_release(database_url, d
 async def test_a_clean_release_skips_asyncpgs_shielded_release(database_url, monkeypatch):
     """shared.pool.Pool hands an idle connection back itself; a connection with
     something to undo (a transaction left open) takes asyncpg's own release."""
-    slow: list[object] = []
-    release = asyncpg.Pool.release
-
-    async def counted(self: asyncpg.Pool, connection: object, **kwargs: object) -> None:
-        slow.append(connection)
-        await release(self, connection, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Pool, "release", counted)
+    slow = slow_releases(monkeypatch)
     pool = await create_pool(settings(database_url), "public")
     try:
         assert isinstance(pool, Pool)
@@ -131,14 +137,7 @@ def test_the_fast_release_is_for_the_asyncpg_releases_it_follows():
 async def test_an_unknown_asyncpg_takes_asyncpgs_own_release(database_url, monkeypatch, caplog):
     """On an asyncpg whose internals the fast path does not know, every release is
     asyncpg's own (slower, never wrong), and the start says so once."""
-    slow: list[object] = []
-    release = asyncpg.Pool.release
-
-    async def counted(self: asyncpg.Pool, connection: object, **kwargs: object) -> None:
-        slow.append(connection)
-        await release(self, connection, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Pool, "release", counted)
+    slow = slow_releases(monkeypatch)
     monkeypatch.setattr(Pool, "fast_release", False)
     with caplog.at_level(logging.WARNING, logger="shared.pool"):
         pool = await create_pool(settings(database_url), "public")

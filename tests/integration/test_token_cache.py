@@ -13,6 +13,19 @@ def key():
     return SigningKey.generate()
 
 
+def counted_verifications(verifier, monkeypatch):
+    """The tokens `verifier.verify` is asked to check (a signature each), in order."""
+    verified = []
+    real_verify = verifier.verify
+
+    async def counting_verify(token):
+        verified.append(token)
+        return await real_verify(token)
+
+    monkeypatch.setattr(verifier, "verify", counting_verify)
+    return verified
+
+
 def token_for(key, ttl_s=900, name="u"):
     issuer = TokenIssuer(key, issuer=ISSUER, audience=AUDIENCE)
     return issuer.access_token(
@@ -22,14 +35,7 @@ def token_for(key, ttl_s=900, name="u"):
 
 async def test_a_cached_token_is_verified_afresh_once_past_its_exp(key, monkeypatch):
     verifier = TokenVerifier(KeySet(key.jwks()), issuer=ISSUER, audience=AUDIENCE)
-    verified = []
-    real_verify = verifier.verify
-
-    async def counting_verify(token):
-        verified.append(token)
-        return await real_verify(token)
-
-    monkeypatch.setattr(verifier, "verify", counting_verify)
+    verified = counted_verifications(verifier, monkeypatch)
     token = token_for(key, ttl_s=60)
     await verifier.identify(token)
     await verifier.identify(token)
@@ -62,14 +68,7 @@ async def test_a_token_identify_now_refused_is_not_verified_again_by_identify(ke
     """The gateway's edge tries identify_now, then leaves a refused token to
     aiohttp's route (identify): one signature check for that request, not two."""
     verifier = TokenVerifier(KeySet(key.jwks()), issuer=ISSUER, audience=AUDIENCE)
-    verified = []
-    real_verify = verifier.verify
-
-    async def counting_verify(token):
-        verified.append(token)
-        return await real_verify(token)
-
-    monkeypatch.setattr(verifier, "verify", counting_verify)
+    verified = counted_verifications(verifier, monkeypatch)
     token = token_for(key)
     forged = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     assert verifier.identify_now(forged) is None
@@ -89,14 +88,7 @@ async def test_a_refusal_is_remembered_briefly(key, monkeypatch):
     import shared.auth
 
     verifier = TokenVerifier(KeySet(key.jwks()), issuer=ISSUER, audience=AUDIENCE)
-    verified = []
-    real_verify = verifier.verify
-
-    async def counting_verify(token):
-        verified.append(token)
-        return await real_verify(token)
-
-    monkeypatch.setattr(verifier, "verify", counting_verify)
+    verified = counted_verifications(verifier, monkeypatch)
     token = token_for(key)
     forged = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     assert verifier.identify_now(forged) is None
