@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,8 @@ PORT = {
     "gateway": BASE,
     "chat": BASE + 1,
     "meeting": BASE + 2,
+    "chat_metrics": BASE + 3,
+    "meeting_metrics": BASE + 4,
     "nginx": BASE + 10,
     "flask": BASE + 11,
 }
@@ -127,7 +131,13 @@ class System:
             },
         )
         for name in ("chat", "meeting"):
-            service_env = {**env, "PORT": str(PORT[name]), "JWKS_URL": jwks}
+            service_env = {
+                **env,
+                "PORT": str(PORT[name]),
+                "JWKS_URL": jwks,
+                "METRICS_HOST": "127.0.0.1",
+                "METRICS_PORT": str(PORT[f"{name}_metrics"]),
+            }
             self.spawn(name, [sys.executable, "-m", f"{name}_service"], service_env)
         conf = nginx_conf(self.tmp, PORT["nginx"], PORT["meeting"])
         self.spawn("nginx", ["nginx", "-c", str(conf), "-p", str(self.tmp)], env)
@@ -241,10 +251,35 @@ def main() -> int:
         try:
             system.start()
             rounds = run_all(system, tmp)
+            batches = batch_sizes()
         finally:
             system.stop()
-    report(rounds)
+    report(rounds, batches)
     return 0
+
+
+_BATCH_LINE = re.compile(r'^db_(batches|batched_items|lone_items)_total\{batch="([^"]+)"\} (\S+)$')
+
+
+def batch_sizes() -> list[str]:
+    """What the services' batchers (shared/batching.py) did over the whole run, from
+    their /metrics: the batched figures move with the size of the batches."""
+    counts: dict[str, dict[str, float]] = {}
+    for service in ("chat", "meeting"):
+        url = f"{URL[service + '_metrics']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                found = _BATCH_LINE.match(line)
+                if found:
+                    kind, batch, value = found.groups()
+                    counts.setdefault(batch, {})[kind] = float(value)
+    return [
+        f"{batch}: {c['batched_items']:.0f} requests in {c['batches']:.0f} statements"
+        f" (mean {c['batched_items'] / c['batches']:.1f}), {c['lone_items']:.0f} alone"
+        if c.get("batches")
+        else f"{batch}: {c.get('lone_items', 0):.0f} requests, all alone"
+        for batch, c in sorted(counts.items())
+    ]
 
 
 def run_all(system: System, tmp: Path) -> list[dict[str, float]]:
@@ -480,7 +515,7 @@ def table(rounds: list[dict[str, float]]) -> list[tuple[str, str, str, bool]]:
     ]
 
 
-def report(rounds: list[dict[str, float]]) -> None:
+def report(rounds: list[dict[str, float]], batches: list[str]) -> None:
     lines = [
         f"`make bench`: median of {len(rounds)} interleaved rounds of {SECONDS} s,"
         f" wrk -t1 -c32, {os.cpu_count()} cores shared by everything",
@@ -493,6 +528,9 @@ def report(rounds: list[dict[str, float]]) -> None:
         for f, v, t, ok in table(rounds)
         if "nan" not in v
     ]
+    if batches:
+        lines += ["", "Batches over the run (shared/batching.py, from /metrics):", ""]
+        lines += [f"- {line}" for line in batches]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     out = Path("bench-results")
