@@ -13,9 +13,8 @@ from aiohttp import web
 from chat_service import sends_store, store
 from chat_service.events import RoomEvents
 from chat_service.sends_store import Send
-from shared.batching import BatchCollector, Batcher
+from shared.batching import Batcher, serving
 from shared.db import POOL_KEY
-from shared.metrics import METRICS_KEY
 from shared.realtime import REALTIME_KEY
 
 SENDS_KEY = web.AppKey("sends", Batcher[Send, store.Sent])
@@ -33,10 +32,6 @@ async def sends_ctx(app: web.Application) -> AsyncIterator[None]:
     async def many(sends: Sequence[Send]) -> list[store.Sent | store.StoreError]:
         return await sends_store.send_messages(pool, sends, events.channel)
 
-    batcher = Batcher(one, many)
-    app[SENDS_KEY] = batcher
-    app[METRICS_KEY].add_collector(BatchCollector({"send_room_message": batcher}))
-    try:
+    app[SENDS_KEY] = batcher = Batcher(one, many)
+    async with serving(app, {"send_room_message": batcher}):
         yield
-    finally:
-        await batcher.wait_idle()

@@ -9,18 +9,15 @@ still gets its own answer, byte for byte the one it would have had alone.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
 
 from aiohttp import web
 
 from meeting_service import rooms_store
 from meeting_service.room_codes import CODE_GENERATOR_KEY
-from shared.batching import BatchCollector, Batcher
+from shared.batching import Batcher, serving
 from shared.db import POOL_KEY
-from shared.metrics import METRICS_KEY
 
 ROOM_BY_CODE_KEY: web.AppKey[Batcher[str, bytes]] = web.AppKey("room_by_code_batcher")
 NEW_ROOM_KEY: web.AppKey[Batcher[rooms_store.NewRoom, bytes]] = web.AppKey("new_room_batcher")
@@ -38,10 +35,7 @@ async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
         partial(rooms_store.create_room_alone, pool, generate_code),
         partial(rooms_store.create_rooms, pool, generate_code),
     )
-    batchers: dict[str, Batcher[Any, bytes]] = {
-        "room_by_code": app[ROOM_BY_CODE_KEY],
-        "create_room": app[NEW_ROOM_KEY],
-    }
-    app[METRICS_KEY].add_collector(BatchCollector(batchers))
-    yield
-    await asyncio.gather(*(batcher.wait_idle() for batcher in batchers.values()))
+    async with serving(
+        app, {"room_by_code": app[ROOM_BY_CODE_KEY], "create_room": app[NEW_ROOM_KEY]}
+    ):
+        yield

@@ -27,16 +27,19 @@ A write batch is one statement, so one transaction: all of it commits, or none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import copy
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeAlias, TypeVar
 
 import asyncpg
+from aiohttp import web
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from shared.errors import database_lost
+from shared.metrics import METRICS_KEY
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -177,3 +180,17 @@ class BatchCollector(Collector):
             for batch, batcher in sorted(self.batchers.items()):
                 family.add_metric([batch], getattr(batcher, attribute))
             yield family
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: web.Application, batchers: Mapping[str, Batcher[Any, Any]]
+) -> AsyncIterator[None]:
+    """For an app's cleanup context, made after the pool's: the batchers counted in
+    its /metrics while it serves, and at cleanup every batch under way finished
+    while the pool is still open."""
+    app[METRICS_KEY].add_collector(BatchCollector(batchers))
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(batcher.wait_idle() for batcher in batchers.values()))
