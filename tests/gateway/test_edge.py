@@ -21,6 +21,20 @@ from tests.gateway.raw_http import RawClient, request
 from tests.gateway.test_edge_identical import relayed_by_the_edge
 
 
+def called(monkeypatch: pytest.MonkeyPatch, method: str) -> asyncio.Event:
+    """Set once an EdgeConnection's `method` has run (it still does all it did)."""
+    done = asyncio.Event()
+    original = getattr(EdgeConnection, method)
+
+    def noticed(self: EdgeConnection, *args: Any) -> Any:
+        result = original(self, *args)
+        done.set()
+        return result
+
+    monkeypatch.setattr(EdgeConnection, method, noticed)
+    return done
+
+
 def _error(status: int, message: str) -> dict[str, Any]:
     return {"error": message, "code": code_of(status, message, validation=False)}
 
@@ -143,14 +157,7 @@ async def test_refusals_after_a_fast_request_are_aiohttp_s_exact_answers(
 async def test_a_client_hanging_up_does_not_cancel_the_relayed_request(
     gateway, echo, make_token, monkeypatch
 ):
-    lost = asyncio.Event()
-    connection_lost = EdgeConnection.connection_lost
-
-    def noticed(self: EdgeConnection, exc: Exception | None) -> None:
-        connection_lost(self, exc)
-        lost.set()
-
-    monkeypatch.setattr(EdgeConnection, "connection_lost", noticed)
+    lost = called(monkeypatch, "connection_lost")
     client = await RawClient.open(gateway.server.port)
     client.send(request("GET", "/api/stall", {"Authorization": make_token()}))
     await echo.stalling.wait()
@@ -182,14 +189,7 @@ async def test_idle_and_slow_head_connections_are_closed_after_the_header_timeou
 async def test_shutdown_lets_a_fast_request_finish_and_closes_idle_connections(
     gateway, echo, make_token, monkeypatch
 ):
-    told = asyncio.Event()
-    close = EdgeConnection.close
-
-    def closing(self: EdgeConnection) -> None:
-        close(self)
-        told.set()
-
-    monkeypatch.setattr(EdgeConnection, "close", closing)
+    told = called(monkeypatch, "close")
     token = {"Authorization": make_token()}
     idle = await RawClient.open(gateway.server.port)
     idle.send(request("GET", "/api/a", token))
@@ -276,14 +276,7 @@ async def test_a_long_answer_waits_for_a_slow_client(gateway, echo, make_token, 
     while the client does not read, and relays all of it once it does."""
     import socket
 
-    paused = asyncio.Event()
-    pause_writing = EdgeConnection.pause_writing
-
-    def noticed(self: EdgeConnection) -> None:
-        pause_writing(self)
-        paused.set()
-
-    monkeypatch.setattr(EdgeConnection, "pause_writing", noticed)
+    paused = called(monkeypatch, "pause_writing")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
