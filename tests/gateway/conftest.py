@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from gateway.app import create_app
+from shared.server import FRONT_KEY
 from tests.conftest import gateway_settings_for
 
 
@@ -111,11 +112,25 @@ async def echo(aiohttp_server: Any) -> Any:
 
 @pytest.fixture
 def gateway_factory(aiohttp_client: Any, database_url: str, signing_key: Any) -> Any:
-    async def make(upstream_url: str, **overrides: Any) -> Any:
+    async def make(upstream_url: str, *, edge: bool = True, **overrides: Any) -> Any:
+        """A gateway in front of `upstream_url`; without `edge`, aiohttp alone serves it."""
         settings = gateway_settings_for(
             database_url, signing_key, chat_url=upstream_url, meeting_url=upstream_url, **overrides
         )
-        return await aiohttp_client(create_app(settings))
+        app = create_app(settings)
+        if not edge:
+            del app[FRONT_KEY]
+        return await aiohttp_client(app)
+
+    return make
+
+
+@pytest.fixture
+def gateway_pair(gateway_factory: Any) -> Any:
+    async def make(upstream_url: str, **overrides: Any) -> tuple[Any, Any]:
+        """Two gateways to `upstream_url`: with the edge, and aiohttp alone."""
+        with_edge = await gateway_factory(upstream_url, **overrides)
+        return with_edge, await gateway_factory(upstream_url, edge=False, **overrides)
 
     return make
 

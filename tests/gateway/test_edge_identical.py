@@ -10,9 +10,6 @@ import re
 import socket
 from typing import Any
 
-from gateway.app import create_app
-from shared.server import FRONT_KEY
-from tests.conftest import gateway_settings_for
 from tests.gateway.raw_http import Answer, RawClient, request
 
 DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
@@ -22,17 +19,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def _pair(aiohttp_client: Any, database_url: str, signing_key: Any, url: str, **extra: Any):
-    """Two gateways to `url`: with the edge, and aiohttp alone."""
-    settings = gateway_settings_for(
-        database_url, signing_key, chat_url=url, meeting_url=url, **extra
-    )
-    with_edge = create_app(settings)
-    plain = create_app(settings)
-    del plain[FRONT_KEY]
-    return await aiohttp_client(with_edge), await aiohttp_client(plain)
 
 
 async def _exchange(port: int, data: bytes, *, head: bool = False) -> Answer:
@@ -65,12 +51,10 @@ def _same(a: Answer, b: Answer) -> None:
 
 
 async def test_answers_and_heads_upstream_are_the_same_bytes(
-    aiohttp_client, database_url, signing_key, echo, make_token, monkeypatch
+    gateway_pair, echo, make_token, monkeypatch
 ):
     relayed = relayed_by_the_edge(monkeypatch)
-    edge, plain = await _pair(
-        aiohttp_client, database_url, signing_key, str(echo.server.make_url(""))
-    )
+    edge, plain = await gateway_pair(str(echo.server.make_url("")))
     token = {"Authorization": f"Bearer {make_token()}", "X-Request-ID": "same-1"}
     requests = [
         request("GET", "/api/x?a=1&b=%20", token),
@@ -108,13 +92,9 @@ async def test_answers_and_heads_upstream_are_the_same_bytes(
     assert len(relayed) == len(requests) + 1  # all of them, by the edge
 
 
-async def test_a_streamed_answer_is_the_same(
-    aiohttp_client, database_url, signing_key, echo, make_token, monkeypatch
-):
+async def test_a_streamed_answer_is_the_same(gateway_pair, echo, make_token, monkeypatch):
     relayed = relayed_by_the_edge(monkeypatch)
-    edge, plain = await _pair(
-        aiohttp_client, database_url, signing_key, str(echo.server.make_url(""))
-    )
+    edge, plain = await gateway_pair(str(echo.server.make_url("")))
     data = request("GET", "/api/big", {"Authorization": make_token(), "X-Request-ID": "big"})
     a = await _exchange(edge.server.port, data)
     b = await _exchange(plain.server.port, data)
@@ -125,21 +105,18 @@ async def test_a_streamed_answer_is_the_same(
 
 
 async def test_errors_the_gateway_makes_are_the_same(
-    aiohttp_client, database_url, signing_key, echo, make_token, caplog, monkeypatch
+    gateway_pair, echo, make_token, caplog, monkeypatch
 ):
     relayed = relayed_by_the_edge(monkeypatch)
     token = {"Authorization": f"Bearer {make_token()}", "X-Request-ID": "err-1"}
     gone = f"http://127.0.0.1:{_free_port()}"
-    edge, plain = await _pair(aiohttp_client, database_url, signing_key, gone)
+    edge, plain = await gateway_pair(gone)
     with caplog.at_level(logging.INFO, logger="aiohttp.access"):
         a = await _exchange(edge.server.port, request("GET", "/api/x", token))
         b = await _exchange(plain.server.port, request("GET", "/api/x", token))
     assert a.status == 502
     _same(a, b)
-    slow, slow_plain = await _pair(
-        aiohttp_client,
-        database_url,
-        signing_key,
+    slow, slow_plain = await gateway_pair(
         str(echo.server.make_url("")),
         upstream_timeout_s=0.2,
     )
@@ -172,14 +149,9 @@ async def test_errors_the_gateway_makes_are_the_same(
     assert lines[0].startswith('127.0.0.1 [-] "GET /api/x HTTP/1.1" 502 ')
 
 
-async def test_a_busy_pool_s_503_is_the_same(
-    aiohttp_client, database_url, signing_key, echo, make_token, monkeypatch
-):
+async def test_a_busy_pool_s_503_is_the_same(gateway_pair, echo, make_token, monkeypatch):
     relayed = relayed_by_the_edge(monkeypatch)
-    edge, plain = await _pair(
-        aiohttp_client,
-        database_url,
-        signing_key,
+    edge, plain = await gateway_pair(
         str(echo.server.make_url("")),
         upstream_pool_size=1,
         upstream_pool_wait_s=0.05,
@@ -203,13 +175,10 @@ async def test_a_busy_pool_s_503_is_the_same(
 
 
 async def test_with_cors_origins_listed_the_answers_are_the_same(
-    aiohttp_client, database_url, signing_key, echo, make_token, monkeypatch
+    gateway_pair, echo, make_token, monkeypatch
 ):
     relayed = relayed_by_the_edge(monkeypatch)
-    edge, plain = await _pair(
-        aiohttp_client,
-        database_url,
-        signing_key,
+    edge, plain = await gateway_pair(
         str(echo.server.make_url("")),
         cors_allowed_origins=("https://app.example",),
     )

@@ -24,7 +24,6 @@ from gateway.edge_request import Decider
 from shared.server import FRONT_KEY, Server
 from tests.conftest import gateway_settings_for
 from tests.gateway.raw_http import Answer, RawClient, request
-from tests.gateway.test_edge_identical import _pair
 
 DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 
@@ -101,11 +100,11 @@ def _normalized(answer: Answer, room_id: int) -> bytes:
 
 
 async def test_an_upload_under_way_at_shutdown_is_answered(
-    aiohttp_client, aiohttp_server, database_url, signing_key, jwks_json, make_token, monkeypatch
+    gateway_pair, aiohttp_server, database_url, jwks_json, make_token, monkeypatch
 ):
     settings = ChatSettings(database_url=database_url, jwks=jwks_json, bcrypt_rounds=4)
     chat = await aiohttp_server(create_chat(settings))
-    edge, plain = await _pair(aiohttp_client, database_url, signing_key, str(chat.make_url("")))
+    edge, plain = await gateway_pair(str(chat.make_url("")))
     events = begun_events(monkeypatch)
     token = make_token("alice")
     answers = {
