@@ -5,6 +5,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chat_service.events import CHANNEL, expand_event
+from chat_service.history_cache import add_history_cache
 from chat_service.routes import SETTINGS_KEY, routes, store_error_middleware
 from chat_service.sending import sends_ctx
 from chat_service.settings import ChatSettings
@@ -34,5 +35,6 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     app.cleanup_ctx.append(passwords_ctx(settings))
     app.cleanup_ctx.append(idempotency_purge_ctx)
     app[SETTINGS_KEY] = settings
+    add_history_cache(app, settings)
     app.add_routes(routes)
     return app

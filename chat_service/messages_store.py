@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncpg
 from pydantic import TypeAdapter
 
+from chat_service.history_cache import CachedPage, PageCache, PageKey
 from chat_service.models import ChatMessage, MessagePage, MessagesAfter
-from chat_service.store import require_member
+from chat_service.store import NotAMember, require_member
 from shared.db import Conn
 from shared.sql_json import Json, json_object_sql
 from shared.timefmt import iso_ms_sql
@@ -23,23 +24,18 @@ MESSAGE_COLUMNS = (
 # migrations/002_keysets.sql. Backwards from $2 (exclusive) or forwards from it.
 _PAGE = (
     "SELECT {columns} FROM room_messages"
-    " WHERE room_id = $1 AND id {direction} $2{member} ORDER BY id{order} LIMIT $3"
+    " WHERE room_id = $1 AND id {direction} $2 ORDER BY id{order} LIMIT $3"
 )
-# Only for a member ($4): an uncorrelated EXISTS, so Postgres checks it once (an
-# InitPlan) before the scan, and a member's page is one round trip. No rows is
-# then an empty page, a non-member or no room: only that case asks which.
-_MEMBER = " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = $1 AND m.username = $4)"
 _BACKWARDS = {"direction": "<", "order": " DESC"}
 _FORWARDS = {"direction": ">", "order": ""}
-MESSAGES_PAGE = _PAGE.format(columns=MESSAGE_COLUMNS, member="", **_BACKWARDS)
-MESSAGES_NEWER = _PAGE.format(columns=MESSAGE_COLUMNS, member="", **_FORWARDS)
+MESSAGES_PAGE = _PAGE.format(columns=MESSAGE_COLUMNS, **_BACKWARDS)
+MESSAGES_NEWER = _PAGE.format(columns=MESSAGE_COLUMNS, **_FORWARDS)
 MESSAGE_BY_ID = f"SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE id = $1"  # noqa: S608
 
 # A member's page as the API's JSON, written by Postgres (shared.sql_json) from
 # ChatMessage's and the page model's fields: the service passes its bytes on, with
-# no row decoded, validated or serialised. The page's scan (limit + 1 rows, $3) with
-# the membership check (_MEMBER), aggregated in its order; `found` rows (0: an
-# empty page, a non-member or no room, which only then is asked).
+# no row decoded, validated or serialised. The page's scan (limit + 1 rows, $3)
+# aggregated in its order.
 _MESSAGE_JSON = json_object_sql(
     ChatMessage,
     {
@@ -54,49 +50,90 @@ _MESSAGE_JSON = json_object_sql(
 _LISTED = Json("'[' || coalesce(array_to_string(messages[1:$3 - 1], ','), '') || ']'")
 _NEXT = "CASE WHEN cardinality(ids) >= $3 THEN ids[$3 - 1] END"
 _PAGE_JSON = (
-    "SELECT coalesce(cardinality(ids), 0) AS found, convert_to({page}, 'UTF8') AS body"
+    "SELECT convert_to({page}, 'UTF8')"
     " FROM (SELECT array_agg(message ORDER BY id{order}) AS messages,"
     " array_agg(id ORDER BY id{order}) AS ids FROM ({rows}) page) pages"
 )
 _JSON_ROWS = f"id, {_MESSAGE_JSON} AS message"
-MEMBER_PAGE_JSON = _PAGE_JSON.format(
-    page=json_object_sql(MessagePage, {"messages": _LISTED, "next_before": _NEXT}),
-    rows=_PAGE.format(columns=_JSON_ROWS, member=_MEMBER, **_BACKWARDS),
-    order=" DESC",
+# One statement, one round trip, for every read of a page (chat_service.history_cache
+# says why the newest id alone tells whether a cached page is still exact):
+# - `newest`: the room's newest message id (0 for none), max(id) along the primary
+#   key (room_id, id), an index-only scan of one entry;
+# - `member`: whether $4 is a member, an uncorrelated EXISTS, so checked once;
+# - `body`: the page's JSON, only for a member and only when `newest` is not the id
+#   ($5) the caller's cached page was built at (-1, NOT_CACHED, without one). The
+#   page is an InitPlan of the CASE's branch: Postgres runs it only when the branch
+#   is taken, so a cached page costs the two index probes alone.
+# Not a member (no such room either): no body, and only then is it asked which.
+NOT_CACHED = -1
+_CHECKED_PAGE = (
+    "SELECT newest, member, CASE WHEN member AND newest <> $5 THEN ({page}) END AS body"
+    " FROM (SELECT coalesce((SELECT max(id) FROM room_messages WHERE room_id = $1), 0)"
+    " AS newest, EXISTS (SELECT 1 FROM room_members m"
+    " WHERE m.room_id = $1 AND m.username = $4) AS member OFFSET 0) checked"
 )
-MEMBER_NEWER_JSON = _PAGE_JSON.format(
-    page=json_object_sql(MessagesAfter, {"messages": _LISTED, "next_after": _NEXT}),
-    rows=_PAGE.format(columns=_JSON_ROWS, member=_MEMBER, **_FORWARDS),
-    order="",
+PAGE_JSON = _CHECKED_PAGE.format(
+    page=_PAGE_JSON.format(
+        page=json_object_sql(MessagePage, {"messages": _LISTED, "next_before": _NEXT}),
+        rows=_PAGE.format(columns=_JSON_ROWS, **_BACKWARDS),
+        order=" DESC",
+    )
+)
+NEWER_JSON = _CHECKED_PAGE.format(
+    page=_PAGE_JSON.format(
+        page=json_object_sql(MessagesAfter, {"messages": _LISTED, "next_after": _NEXT}),
+        rows=_PAGE.format(columns=_JSON_ROWS, **_FORWARDS),
+        order="",
+    )
 )
 
 
-async def _member_json(
-    pool: asyncpg.Pool, statement: str, room_id: int, username: str, bound: int, limit: int
+async def _page_json(
+    pool: asyncpg.Pool, cache: PageCache, key: PageKey, statement: str, username: str
 ) -> bytes:
+    cached = cache.get(key)
+    known = cached.newest if cached is not None else NOT_CACHED
     async with pool.acquire() as conn:
-        # An aggregate: one row, whatever the page holds.
-        [(found, body)] = await conn.fetch(statement, room_id, bound, limit + 1, username)
-        if not found:
-            await require_member(conn, room_id, username)
-    return bytes(body)
+        [(newest, member, body)] = await conn.fetch(
+            statement, key.room_id, key.bound, key.limit + 1, username, known
+        )
+        if not member:
+            await require_member(conn, key.room_id, username)
+            # A member now, not at the page's snapshot: they joined since.
+            raise NotAMember
+    if body is None:
+        assert cached is not None
+        cache.served += 1
+        return cached.body
+    page = CachedPage(newest, bytes(body))
+    cache.built += 1
+    cache.put(key, page)
+    return page.body
 
 
 async def messages_page(
-    pool: asyncpg.Pool, room_id: int, username: str, *, limit: int, before: int | None
+    pool: asyncpg.Pool,
+    cache: PageCache,
+    room_id: int,
+    username: str,
+    *,
+    limit: int,
+    before: int | None,
 ) -> bytes:
     """A member's page of a room's history, newest first, and the id to page on
     from: the JSON of a MessagePage."""
     bound = before if before is not None else NO_UPPER_BOUND
-    return await _member_json(pool, MEMBER_PAGE_JSON, room_id, username, bound, limit)
+    key = PageKey(room_id, forwards=False, bound=bound, limit=limit)
+    return await _page_json(pool, cache, key, PAGE_JSON, username)
 
 
 async def messages_after(
-    pool: asyncpg.Pool, room_id: int, username: str, *, limit: int, after: int
+    pool: asyncpg.Pool, cache: PageCache, room_id: int, username: str, *, limit: int, after: int
 ) -> bytes:
     """A member's messages newer than `after`, oldest first, and the id to page on
     from while there are more: the JSON of a MessagesAfter."""
-    return await _member_json(pool, MEMBER_NEWER_JSON, room_id, username, after, limit)
+    key = PageKey(room_id, forwards=True, bound=after, limit=limit)
+    return await _page_json(pool, cache, key, NEWER_JSON, username)
 
 
 # Rows of our own database, checked in one call rather than a call per row.

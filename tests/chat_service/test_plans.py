@@ -60,10 +60,17 @@ def scan_of(plan: dict[str, Any], table: str) -> dict[str, Any]:
     return scans[0]
 
 
-def assert_keyset(plan: dict[str, Any], table: str, index: str, *columns: str) -> None:
-    """An index scan of `index` whose condition holds `columns`, nothing filtered after
-    the fact and nothing sorted: the page is the index's next rows."""
-    scan = scan_of(plan, table)
+def assert_keyset(
+    plan: dict[str, Any],
+    table: str,
+    index: str,
+    *columns: str,
+    scan: dict[str, Any] | None = None,
+) -> None:
+    """An index scan of `index` (the plan's one scan of `table`, or `scan`) whose
+    condition holds `columns`, nothing filtered after the fact and nothing sorted:
+    the page is the index's next rows."""
+    scan = scan if scan is not None else scan_of(plan, table)
     assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), scan
     assert scan["Index Name"] == index, scan
     for column in columns:
@@ -72,13 +79,33 @@ def assert_keyset(plan: dict[str, Any], table: str, index: str, *columns: str) -
     assert not [n for n in nodes(plan) if n["Node Type"] in ("Sort", "Incremental Sort")], plan
 
 
-def assert_checked_once(plan: dict[str, Any]) -> None:
-    """The membership is an InitPlan: looked up once, along room_members' key, before
-    the scan starts (a one-time filter), never per message."""
+def checked_page_scans(plan: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checked page's (messages_store.PAGE_JSON, NEWER_JSON) two reads of
+    room_messages: the room's newest id, then the page's keyset."""
+    scans = [n for n in nodes(plan) if n.get("Relation Name") == "room_messages"]
+    [newest] = [s for s in scans if "(id " not in s["Index Cond"]]
+    [page] = [s for s in scans if "(id " in s["Index Cond"]]
+    return newest, page
+
+
+def assert_checked_page(plan: dict[str, Any], direction: str) -> None:
+    """The room's newest id is the last entry of the primary key's room_id prefix
+    (max(id): an index-only scan, read backwards, of one entry); the membership an
+    InitPlan, looked up once along room_members' key; the page, an InitPlan run only
+    when needed, the keyset along the primary key in `direction`."""
+    newest, page = checked_page_scans(plan)
+    assert newest["Node Type"] == "Index Only Scan", newest
+    assert newest["Index Name"] == "room_messages_pkey", newest
+    assert newest["Scan Direction"] == "Backward", newest
+    assert "room_id" in newest["Index Cond"], newest
+    assert "Filter" not in newest, newest
+    assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id", scan=page)
+    assert page["Scan Direction"] == direction, page
     [check] = [n for n in nodes(plan) if n.get("Relation Name") == "room_members"]
     assert check["Parent Relationship"] == "InitPlan", plan
     assert check["Node Type"] in ("Index Scan", "Index Only Scan"), check
-    assert any("One-Time Filter" in n for n in nodes(plan)), plan
+    [built] = [n for n in plan["Plans"] if n["Parent Relationship"] == "InitPlan"]
+    assert page in nodes(built), plan
 
 
 async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
@@ -109,20 +136,25 @@ async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
             for before in (messages_store.NO_UPPER_BOUND, 500):
                 plan = await explain(chat, messages_store.MESSAGES_PAGE, (room, before, 51), mode)
                 assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
-                # A member's page (as JSON): the same scan, after a membership check run once.
+                # A member's page (as JSON, checked against the cache): the same scan,
+                # after the room's newest id and a membership check run once.
                 plan = await explain(
-                    chat, messages_store.MEMBER_PAGE_JSON, (room, before, 51, "alice"), mode
+                    chat,
+                    messages_store.PAGE_JSON,
+                    (room, before, 51, "alice", messages_store.NOT_CACHED),
+                    mode,
                 )
-                assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
-                assert_checked_once(plan)
+                assert_checked_page(plan, "Backward")
             # `after`: the same key, forwards.
             plan = await explain(chat, messages_store.MESSAGES_NEWER, (room, 500, 51), mode)
             assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
             plan = await explain(
-                chat, messages_store.MEMBER_NEWER_JSON, (room, 500, 51, "alice"), mode
+                chat,
+                messages_store.NEWER_JSON,
+                (room, 500, 51, "alice", messages_store.NOT_CACHED),
+                mode,
             )
-            assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id")
-            assert_checked_once(plan)
+            assert_checked_page(plan, "Forward")
         # What it costs: a handful of pages, none of the other room's million rows.
         plan = await explain(
             chat,
@@ -134,6 +166,26 @@ async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
         scan = scan_of(plan, "room_messages")
         assert scan["Actual Rows"] == 51
         assert scan["Shared Hit Blocks"] + scan["Shared Read Blocks"] < 20, scan
+        # The checked page: built, the same handful of pages and one entry for the
+        # newest id; with the newest id the cache has, the page is never read.
+        quiet_newest = await chat.fetchval(
+            "SELECT max(id) FROM room_messages WHERE room_id = $1", quiet
+        )
+        args = (quiet, messages_store.NO_UPPER_BOUND, 51, "alice")
+        plan = await explain(
+            chat, messages_store.PAGE_JSON, (*args, messages_store.NOT_CACHED), mode, analyze=True
+        )
+        newest, page = checked_page_scans(plan)
+        assert newest["Actual Rows"] == 1, newest
+        assert newest["Shared Hit Blocks"] + newest["Shared Read Blocks"] < 10, newest
+        assert page["Actual Rows"] == 51, page
+        assert page["Shared Hit Blocks"] + page["Shared Read Blocks"] < 20, page
+        plan = await explain(
+            chat, messages_store.PAGE_JSON, (*args, quiet_newest), mode, analyze=True
+        )
+        newest, page = checked_page_scans(plan)
+        assert newest["Actual Loops"] == 1, newest
+        assert page["Actual Loops"] == 0, page  # "never executed"
     # A message by id alone (realtime events) is an index lookup too.
     plan = await explain(chat, messages_store.MESSAGE_BY_ID, (7,), "force_generic_plan")
     assert scan_of(plan, "room_messages")["Index Name"] == "room_messages_by_id"
