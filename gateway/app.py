@@ -75,7 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     # The public port's connections start at the edge, which relays these routes'
     # plain requests itself and hands the rest to this app (gateway.edge).
     app[ROUTES_KEY] = Routes(
-        code=Route(meeting, code.resource.canonical),  # type: ignore[union-attr]
+        code=Route(meeting, code.resource.canonical, public=True),  # type: ignore[union-attr]
         api=Route(chat, api.resource.canonical),  # type: ignore[union-attr]
         rooms=Route(meeting, rooms.resource.canonical),  # type: ignore[union-attr]
         rooms_tail=Route(meeting, rooms_tail.resource.canonical),  # type: ignore[union-attr]

@@ -8,24 +8,21 @@ service to send; a service failing mid-answer cuts the client's connection."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from aiohttp.client_exceptions import ClientConnectionResetError
 from aiohttp.helpers import must_be_empty_body, rfc822_formatted_time, should_remove_content_length
-from aiohttp.http import SERVER_SOFTWARE
 
 from gateway.edge_request import EdgeRequest
 from gateway.upstream import kept_answer_headers, without
 from gateway.upstream_client import Exchange, UpstreamError
-from shared.request_id import HEADER as REQUEST_ID_HEADER
+from shared.edge_reply import SERVER
 
 if TYPE_CHECKING:
-    from gateway.edge import EdgeConnection
+    from gateway.edge_relay import EdgeContext
+    from shared.edge import EdgeConnection
 
 log = logging.getLogger("gateway.proxy")
-
-SERVER = SERVER_SOFTWARE.encode()
-_REQUEST_ID = REQUEST_ID_HEADER.encode()
 
 
 def vary_origin(values: list[bytes]) -> bytes:
@@ -64,7 +61,7 @@ async def answer(
     chunked = not fixed and not empty
     parts = [b"HTTP/1.1 %d %s\r\n" % (status, exchange.reason)]
     vary = None
-    if connection.context.cors:
+    if cast("EdgeContext", connection.context).cors:
         # gateway.cors adds Origin to the first Vary in its place, the others dropped.
         values = [v for (_, v), lowered in zip(headers, names, strict=True) if lowered == b"vary"]
         vary = vary_origin(values)

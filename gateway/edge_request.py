@@ -1,15 +1,11 @@
 """Which requests the gateway's edge (gateway.edge) relays itself, decided from a
-request's head as httptools parsed it, and what it needs to relay one.
+request's head (shared.edge_head makes the checks every edge makes).
 
 The edge takes only what the aiohttp routes of gateway.app would relay without a
 word of their own: `GET`/`HEAD /rooms/code/{code}`, and `/api/...`, `/rooms`,
-`/rooms/...` with a token the verifier finds valid without awaiting (cached, or
-its key at hand); an HTTP/1.1 request with a Host header, a plain path, a body of a declared
-length within the limit or none, none of `Transfer-Encoding`, `Expect`, `Upgrade`
-or a Connection header naming `upgrade`, no duplicated singleton header, no
-X-Forwarded-For a trusted proxy sent that is not a list of addresses, and a head
-well within aiohttp's limits. Everything else is aiohttp's, which answers it as it
-always did (its own routes, WebSockets, 401, 413, 400/414/431/501, CORS requests).
+`/rooms/...` with a token the verifier finds valid without awaiting, a request the
+checks of shared.edge_head take, and no Origin when the gateway answers CORS.
+Everything else is aiohttp's, which answers it as it always did.
 """
 
 from __future__ import annotations
@@ -21,76 +17,25 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.upstream import Upstream
-from shared.auth import TokenVerifier, token_from_header
-from shared.forwarded import Network, resolve_chain, scheme_and_host
-from shared.request_id import request_id_from
+from shared.auth import TokenVerifier
+from shared.edge_head import EdgeRequest, EdgeRoute, HeadDecider
+from shared.forwarded import Network
 
-# Well within aiohttp's limits (8190 bytes a line, 128 headers): a head near them is
-# aiohttp's to judge.
-MAX_HEAD = 8190
-MAX_HEADERS = 100
-METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS"})
-# A path aiohttp's router sees as it is written: no escapes, no dot segments.
-_PLAIN_PATH = re.compile(rb"/(?!/)[A-Za-z0-9\-_~!$&'()*+,;=:@/]*")
-_PLAIN_QUERY = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]+")
-_DOT_SEGMENT = re.compile(rb"/\.")
+__all__ = ["ROUTES_KEY", "Decider", "EdgeRequest", "Route", "Routes"]
+
 _CODE = re.compile(rb"/rooms/code/[^/{}]+")
-
-# What a header is to the edge, by its name as spelled.
-PLAIN, AUTHORIZATION, LENGTH, CONNECTION, REQUEST_ID = range(5)
-FORWARDED_FOR, FORWARDED_PROTO, FORWARDED_HOST, HOST, SINGLETON, ORIGIN, REFUSED = range(5, 12)
-_KINDS = {
-    "authorization": AUTHORIZATION,
-    "content-length": LENGTH,
-    "connection": CONNECTION,
-    "x-request-id": REQUEST_ID,
-    "x-forwarded-for": FORWARDED_FOR,
-    "x-forwarded-proto": FORWARDED_PROTO,
-    "x-forwarded-host": FORWARDED_HOST,
-    "host": HOST,
-    "origin": ORIGIN,
-    # aiohttp refuses these twice (RFC 9110 singletons); Content-Length and Host too.
-    **dict.fromkeys(
-        (
-            "content-location",
-            "content-range",
-            "content-type",
-            "etag",
-            "max-forwards",
-            "server",
-            "user-agent",
-        ),
-        SINGLETON,
-    ),
-    **dict.fromkeys(
-        ("transfer-encoding", "expect", "upgrade", "sec-websocket-key1"),
-        REFUSED,
-    ),
-}
-_kinds: dict[bytes, int] = {}
-_MAX_KINDS = 1024
-
-
-def kind_of(name: bytes) -> int:
-    kind = _kinds.get(name)
-    if kind is None:
-        kind = _KINDS.get(name.decode("latin-1").lower(), PLAIN)
-        if len(_kinds) < _MAX_KINDS:
-            _kinds[name] = kind
-    return kind
-
-
-def _text(value: bytes) -> str:
-    return value.decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)
 class Route:
     """A relayed route of gateway.app: its service, and its template (the metrics'
-    route when the service names none)."""
+    route when the service names none); `public` needs no token (the service's
+    endpoint says who may call it: the gateway lets guests through)."""
 
     upstream: Upstream
     template: str
+    public: bool = False
+    guests: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,7 +54,7 @@ class Routes:
             return self.rooms, False
         if path.startswith(b"/rooms/"):
             if method in (b"GET", b"HEAD") and _CODE.fullmatch(path):
-                return self.code, True
+                return self.code, self.code.public
             return self.rooms_tail, False
         return None
 
@@ -118,51 +63,9 @@ class Routes:
 ROUTES_KEY = web.AppKey("edge_routes", Routes)
 
 
-class EdgeRequest:
-    """A request the edge relays: what its head said, and what the gateway adds."""
-
-    __slots__ = (
-        "body",
-        "body_length",
-        "chain",
-        "forwarded_for",
-        "head_length",
-        "headers",
-        "host",
-        "keep_alive",
-        "method",
-        "path",
-        "request_id",
-        "route",
-        "scheme",
-        "target",
-        "tokens",
-        "user_id",
-    )
-
-    method: str
-    target: bytes
-    path: str
-    headers: list[tuple[bytes, bytes]]
-    keep_alive: bool
-    head_length: int
-    body_length: int
-    route: Route
-    request_id: str
-    forwarded_for: str
-    scheme: str
-    host: str
-
-    def __init__(self) -> None:
-        # None: no body at all; filled from the bytes after the head when it has one.
-        self.body: bytes | None = None
-        self.chain: tuple[str, ...] | None = None
-        self.tokens: set[str] | None = None
-        self.user_id: str | None = None
-
-
-class Decider:
-    """The decision for one head (`decide`): an EdgeRequest, or None for aiohttp."""
+class Decider(HeadDecider):
+    """The decision for one head (`decide`): an EdgeRequest whose route is a
+    gateway Route, or None for aiohttp."""
 
     def __init__(
         self,
@@ -172,120 +75,9 @@ class Decider:
         trusted: Sequence[Network],
         cors: bool,
     ) -> None:
+        super().__init__(verifier, body_limit, trusted, cors)
         self.routes = routes
-        self.verifier = verifier
-        self.body_limit = body_limit
-        self.trusted = tuple(trusted)
-        self.cors = cors
 
-    def decide(
-        self,
-        method: bytes,
-        url: bytes,
-        headers: list[tuple[bytes, bytes]],
-        raw: bytearray,
-        *,
-        version: str,
-        keep_alive: bool,
-        peer: str | None,
-        scheme: str,
-    ) -> EdgeRequest | None:
-        if version != "1.1" or method not in METHODS or len(headers) > MAX_HEADERS:
-            return None
-        head_length = raw.find(b"\r\n\r\n") + 4
-        if head_length < 4 or head_length > MAX_HEAD or not raw.startswith(method):
-            return None
-        path, _, query = url.partition(b"?")
-        if not _PLAIN_PATH.fullmatch(path) or _DOT_SEGMENT.search(path):
-            return None
-        if b"?" in url and not _PLAIN_QUERY.fullmatch(query):
-            return None
+    def route(self, method: bytes, path: bytes) -> EdgeRoute | None:
         routed = self.routes.of(method, path)
-        if routed is None:
-            return None
-        route, public = routed
-        authorization = request_id = host = None
-        tokens: set[str] | None = None
-        xff: list[str] = []
-        protos: list[str] = []
-        hosts: list[str] = []
-        singletons: set[bytes] = set()
-        fixed_headers = None
-        length: int | None = None
-        for index, (name, value) in enumerate(headers):
-            kind = _kinds.get(name)
-            if kind is None:
-                kind = kind_of(name)
-            if value[-1:] in (b" ", b"\t"):
-                # aiohttp relays a value without the blanks llhttp leaves at its end.
-                value = value.rstrip(b" \t")
-                if fixed_headers is None:
-                    fixed_headers = list(headers)
-                fixed_headers[index] = (name, value)
-            if kind == PLAIN:
-                continue
-            if kind == AUTHORIZATION:
-                if authorization is None:
-                    authorization = value
-            elif kind == REQUEST_ID:
-                if request_id is None:
-                    request_id = value
-            elif kind == FORWARDED_FOR:
-                xff.append(_text(value))
-            elif kind == FORWARDED_PROTO:
-                protos.append(_text(value))
-            elif kind == FORWARDED_HOST:
-                hosts.append(_text(value))
-            elif kind == CONNECTION:
-                found = {t.strip().lower() for t in _text(value).split(",")}
-                if "upgrade" in found:
-                    return None
-                tokens = found if tokens is None else tokens | found
-            elif kind in (HOST, LENGTH, SINGLETON):
-                if name.lower() in singletons:
-                    return None
-                singletons.add(name.lower())
-                if kind == HOST:
-                    host = _text(value)
-                elif kind == LENGTH:
-                    length = int(value)  # digits: llhttp has checked
-            elif kind == ORIGIN:
-                if self.cors:
-                    return None
-            else:  # REFUSED
-                return None
-        if host is None or (length is not None and length > self.body_limit):
-            return None
-        request = EdgeRequest()
-        if not public:
-            token = None
-            if authorization is not None:
-                stripped = _text(authorization).strip()
-                token = token_from_header(stripped) if stripped else None
-            identity = self.verifier.identify_now(token) if token is not None else None
-            if identity is None:
-                return None  # aiohttp verifies it, or answers 401
-            request.user_id = identity.user_id
-        if self.trusted and xff:
-            try:
-                request.chain = resolve_chain(peer, xff, self.trusted)
-            except ValueError:
-                return None  # aiohttp answers 400
-        if request.chain is not None:
-            scheme, host = scheme_and_host(scheme, host, protos, hosts)
-        request.method = method.decode()
-        request.target = url
-        request.path = path.decode()
-        request.headers = fixed_headers if fixed_headers is not None else headers
-        request.tokens = tokens
-        request.keep_alive = keep_alive
-        request.head_length = head_length
-        request.body_length = length or 0
-        if length == 0 or (length is None and method in (b"POST", b"PUT", b"PATCH")):
-            request.body = b""  # a body even when empty (gateway.proxy.WITH_BODY)
-        request.route = route
-        request.request_id = request_id_from(_text(request_id) if request_id else None)
-        request.forwarded_for = ", ".join(request.chain or (peer or "unknown",))
-        request.scheme = scheme
-        request.host = host
-        return request
+        return None if routed is None else routed[0]
