@@ -28,9 +28,8 @@ from gateway.proxy import BODY_LIMIT_KEY, POOLS_KEY, send_request, take_place
 from gateway.upstream import head_bytes
 from gateway.upstream_client import UpstreamError
 from shared.app import VERIFIER_KEY
-from shared.edge_reply import EdgeReplies
+from shared.edge_reply import EdgeReplies, begin
 from shared.errors import CLIENT_CLOSED_REQUEST, ApiError
-from shared.logs import request_id_var
 from shared.metrics import METRICS_KEY
 
 if TYPE_CHECKING:
@@ -68,11 +67,8 @@ def hung_up(context: EdgeContext, request: EdgeRequest, seconds: float) -> None:
 
 async def relay(connection: EdgeConnection, request: EdgeRequest) -> None:
     context = cast(EdgeContext, connection.context)
-    request_id_var.set(request.request_id)
     metrics = context.metrics
-    metrics.in_flight += 1
-    connection.server.requests_count += 1
-    started = time.perf_counter()
+    started = begin(connection, request, metrics)
     route = cast(Route, request.route)
     upstream = route.upstream
     service, template = metrics.service, route.template

@@ -5,6 +5,7 @@ from pathlib import Path
 from aiohttp import web
 
 from meeting_service.batches import batchers_ctx
+from meeting_service.edge import EDGE_ROUTES
 from meeting_service.events_store import expand_event
 from meeting_service.media_routes import media_routes
 from meeting_service.presence import presence_ctx
@@ -14,6 +15,7 @@ from meeting_service.settings import SETTINGS_KEY, MeetingSettings
 from shared.app import service_app
 from shared.idempotency import purge_ctx as idempotency_purge_ctx
 from shared.realtime import realtime_ctx
+from shared.service_edge import serve_at_the_edge
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EVENTS_CHANNEL = "meeting_events"
@@ -40,4 +42,5 @@ def create_app(
     app.cleanup_ctx.append(batchers_ctx)
     app.add_routes(routes)
     app.add_routes(media_routes)
+    serve_at_the_edge(app, settings, EDGE_ROUTES)
     return app

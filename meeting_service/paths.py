@@ -12,8 +12,11 @@ TAGS = ("meeting",)
 
 
 def _path_id(request: web.Request, name: str, missing: Refusal) -> str:
+    return path_id(request.match_info[name], missing)
+
+
+def path_id(value: str, missing: Refusal) -> str:
     """A path segment that Postgres could not even store names nothing stored."""
-    value = request.match_info[name]
     try:
         return storable(value)
     except ValueError:
@@ -29,4 +32,9 @@ def participant_id_of(request: web.Request) -> str:
 
 
 def code_of(request: web.Request) -> str:
-    return normalise_code(_path_id(request, "code", Refusal.ROOM_NOT_FOUND))
+    return code_from(request.match_info["code"])
+
+
+def code_from(value: str) -> str:
+    """`code_of` a path's `{code}` (the meeting's edge: meeting_service.edge)."""
+    return normalise_code(path_id(value, Refusal.ROOM_NOT_FOUND))

@@ -67,12 +67,16 @@ STATUS_OF: dict[Refusal, int] = {
 }
 
 
+def refusal_error(refused: Refused) -> ApiError:
+    return ApiError(STATUS_OF[refused.refusal], refused.refusal.value)
+
+
 @web.middleware
 async def refusal_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except Refused as refused:
-        raise ApiError(STATUS_OF[refused.refusal], refused.refusal.value) from None
+        raise refusal_error(refused) from None
 
 
 # --- rooms -----------------------------------------------------------------------

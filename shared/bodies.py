@@ -57,7 +57,11 @@ def parsed(model: type[M], raw: bytes) -> M | None:
 async def read_body(request: web.Request, model: type[M], *, message: str | None = None) -> M:
     """`validate(model, await read_json_object(request), message=message)`, parsed in
     one call when the body is valid."""
-    raw = await request.read()
+    return body_of(model, await request.read(), message=message)
+
+
+def body_of(model: type[M], raw: bytes, *, message: str | None = None) -> M:
+    """`read_body` of bytes already read (a service's edge: shared.service_edge)."""
     body = parsed(model, raw)
     if body is not None:
         return body

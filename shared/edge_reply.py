@@ -8,7 +8,8 @@ whichever logger the server was given, reading what it needs of two stand-ins)."
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+import time
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -21,8 +22,12 @@ from multidict import CIMultiDict
 from shared.edge_head import EdgeRequest
 from shared.errors import CLIENT_CLOSED_REQUEST, error_response
 from shared.forwarded import CHAIN_KEY
-from shared.logs import USER_ID_KEY
+from shared.logs import USER_ID_KEY, request_id_var
+from shared.metrics import HttpMetrics
 from shared.request_id import HEADER as REQUEST_ID_HEADER
+
+if TYPE_CHECKING:
+    from shared.edge import EdgeConnection
 
 errors_log = logging.getLogger("shared.errors")
 
@@ -57,6 +62,15 @@ def finish_head(head: bytes, length: int, request: EdgeRequest, trailer: bytes =
         request.request_id.encode(),
         trailer,
     )
+
+
+def begin(connection: EdgeConnection, request: EdgeRequest, metrics: HttpMetrics) -> float:
+    """A request an edge serves begins, as the request middleware begins one: its id
+    in the log context, in flight, counted by the server; when (time.perf_counter)."""
+    request_id_var.set(request.request_id)
+    metrics.in_flight += 1
+    connection.server.requests_count += 1
+    return time.perf_counter()
 
 
 class EdgeReplies:

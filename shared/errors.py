@@ -4,6 +4,7 @@ never a traceback. The code comes from the one table in shared.error_codes."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -152,6 +153,25 @@ def error_response(
 def answer_for(request: web.Request, exc: Exception) -> web.Response | None:
     """The JSON answer for what a handler raised; None for an HTTPException that is
     no error (a redirect), which is raised on for aiohttp to send."""
+    return answer_of(
+        exc,
+        path=request.path,
+        method=request.method,
+        gone=lambda: client_gone(request),
+        request_id=lambda: request_id_of(request),
+    )
+
+
+def answer_of(
+    exc: Exception,
+    *,
+    path: str,
+    method: str,
+    gone: Callable[[], bool],
+    request_id: Callable[[], str],
+) -> web.Response | None:
+    """`answer_for`, given what it reads of the request (an edge has no web.Request:
+    shared.service_edge)."""
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.message, details=exc.details, headers=exc.headers)
     if isinstance(exc, web.HTTPException):
@@ -160,16 +180,18 @@ def answer_for(request: web.Request, exc: Exception) -> web.Response | None:
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         message = _HTTP_MESSAGES.get(exc.status, exc.reason.lower())
         return error_response(exc.status, message, headers=headers)
-    return fault_response(request, exc)
+    return fault_response(exc, path=path, method=method, gone=gone(), request_id=request_id)
 
 
-def fault_response(request: web.Request, exc: Exception) -> web.Response:
+def fault_response(
+    exc: Exception, *, path: str, method: str, gone: bool, request_id: Callable[[], str]
+) -> web.Response:
     """What an exception nobody handled says: the client left, a dependency is out
     of reach (503, retry), the client sent a broken body (400), or a bug (500)."""
-    if client_gone(request):
+    if gone:
         log.info(
             "client disconnected",
-            extra={"path": request.path, "method": request.method, "error": type(exc).__name__},
+            extra={"path": path, "method": method, "error": type(exc).__name__},
         )
         return web.Response(status=CLIENT_CLOSED_REQUEST)
     if isinstance(exc, Unavailable) or database_lost(exc):
@@ -178,11 +200,11 @@ def fault_response(request: web.Request, exc: Exception) -> web.Response:
             503,
             "service unavailable",
             headers={"Retry-After": "1"},
-            extra={"request_id": request_id_of(request)},
+            extra={"request_id": request_id()},
         )
     if isinstance(exc, RequestPayloadError):
         # A body that breaks its own framing (bad chunked encoding, short Content-Length).
         log.info("malformed request body", extra={"error": type(exc).__name__})
         return error_response(400, _HTTP_MESSAGES[400])
-    log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-    return error_response(500, "internal error", extra={"request_id": request_id_of(request)})
+    log.exception("unhandled error", extra={"path": path, "method": method})
+    return error_response(500, "internal error", extra={"request_id": request_id()})
