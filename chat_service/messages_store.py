@@ -65,6 +65,8 @@ _JSON_ROWS = f"id, {_MESSAGE_JSON} AS message"
 #   page is an InitPlan of the CASE's branch: Postgres runs it only when the branch
 #   is taken, so a cached page costs the two index probes alone.
 # Not a member (no such room either): no body, and only then is it asked which.
+# OFFSET 0 keeps `checked` a subquery of its own: pulled up, its two expressions
+# would each be copied into the CASE, and each copy run as an InitPlan of its own.
 NOT_CACHED = -1
 _CHECKED_PAGE = (
     "SELECT newest, member, CASE WHEN member AND newest <> $5 THEN ({page}) END AS body"
