@@ -4,6 +4,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from chat_service.edge import EDGE_ROUTES
 from chat_service.events import CHANNEL, expand_event
 from chat_service.history_cache import add_history_cache
 from chat_service.routes import SETTINGS_KEY, routes, store_error_middleware
@@ -13,6 +14,7 @@ from shared.app import service_app
 from shared.idempotency import purge_ctx as idempotency_purge_ctx
 from shared.passwords import passwords_ctx
 from shared.realtime import realtime_ctx
+from shared.service_edge import serve_at_the_edge
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -37,4 +39,5 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     app[SETTINGS_KEY] = settings
     add_history_cache(app, settings)
     app.add_routes(routes)
+    serve_at_the_edge(app, settings, EDGE_ROUTES)
     return app

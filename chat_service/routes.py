@@ -95,11 +95,15 @@ async def store_error_middleware(request: web.Request, handler: Handler) -> web.
     """What the store refuses, in the API's words."""
     try:
         return await handler(request)
-    except store.PublicRoomQuotaReached:
-        raise ApiError(400, quota_message(request.app[SETTINGS_KEY].max_public_rooms)) from None
     except store.StoreError as exc:
-        status, message = STORE_ERRORS[type(exc)]
-        raise ApiError(status, message) from None
+        raise store_error(request.app, exc) from None
+
+
+def store_error(app: web.Application, exc: store.StoreError) -> ApiError:
+    if isinstance(exc, store.PublicRoomQuotaReached):
+        return ApiError(400, quota_message(app[SETTINGS_KEY].max_public_rooms))
+    status, message = STORE_ERRORS[type(exc)]
+    return ApiError(status, message)
 
 
 @routes.post("/api/create_room")

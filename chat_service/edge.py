@@ -1,0 +1,31 @@
+"""The chat's busiest write at the service's edge (shared.service_edge): a
+`send_room_message` without an Idempotency-Key, served by plain calls to what its
+aiohttp handler calls (chat_service.routes), with the same answers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from chat_service import store
+from chat_service.models import SendMessageRequest
+from chat_service.parsing import body_from, username_from
+from chat_service.routes import send_room_message, store_error
+from chat_service.sending import SENDS_KEY
+from chat_service.sends_store import Send
+from shared.edge_head import EdgeRequest
+from shared.service_edge import EdgeRoute
+
+
+async def _send_room_message(
+    app: web.Application, request: EdgeRequest, params: dict[str, str]
+) -> tuple[int, bytes]:
+    body = body_from(SendMessageRequest, request.body or b"")
+    send = Send(body.room_id, username_from(request.identity), body.message)
+    try:
+        sent = await app[SENDS_KEY].submit(send)
+    except store.StoreError as exc:
+        raise store_error(app, exc) from None
+    return 201, sent.answer
+
+
+EDGE_ROUTES = (EdgeRoute("POST", "/api/send_room_message", send_room_message, _send_room_message),)
