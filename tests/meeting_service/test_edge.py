@@ -16,7 +16,9 @@ import pytest
 from meeting_service.app import create_app
 from meeting_service.batches import NEW_ROOM_KEY, ROOM_BY_CODE_KEY
 from meeting_service.edge import EDGE_ROUTES
+from meeting_service.room_codes import new_room_code
 from meeting_service.settings import MeetingSettings
+from shared.logs import request_id_var
 from shared.metrics import METRICS_KEY
 from shared.service_edge import EdgeRoute, ServiceEdge
 from tests.gateway.raw_http import RawClient, request
@@ -34,10 +36,10 @@ from tests.service_edge import (
 
 @pytest.fixture
 def meeting_pair(database_url: str, jwks_json: str, aiohttp_client: Any) -> Any:
-    async def make(**overrides: Any) -> tuple[Any, Any]:
+    async def make(code_generator: Any = new_room_code, **overrides: Any) -> tuple[Any, Any]:
         def app() -> Any:
             settings = MeetingSettings(database_url=database_url, jwks=jwks_json, **overrides)
-            return create_app(settings)
+            return create_app(settings, code_generator=code_generator)
 
         return await pair(aiohttp_client, app)
 
@@ -101,6 +103,19 @@ async def test_creates_and_lookups_are_answered_byte_for_byte_as_aiohttp_does(
         assert a.status < 500
     assert len(served) == len(requests) - 1  # all but the escaped code (aiohttp's router)
     assert "GET /rooms/code/ab%20c" not in served
+
+
+async def test_a_refusal_of_the_store_is_the_same(meeting_pair, make_token, monkeypatch):
+    """Codes that always collide: the store's refusal, in the API's words (400)."""
+    served = served_by_the_edge(monkeypatch)
+    edge, plain = await meeting_pair(code_generator=lambda: "aaa-bbb-ccc")
+    token = make_token("alice")
+    assert (await exchange(edge.server.port, _create(token, b"{}"))).status == 201
+    a = await exchange(edge.server.port, _create(token, b"{}"))
+    b = await exchange(plain.server.port, _create(token, b"{}"))
+    assert a.status == 400
+    assert masked(a) == masked(b)
+    assert served == ["POST /rooms", "POST /rooms"]
 
 
 async def test_what_the_edge_does_not_take_is_aiohttp_s(
@@ -184,15 +199,50 @@ async def test_access_lines_and_metrics_are_the_same(meeting_pair, make_token, c
     assert any('status="404"' in line for line in a_counts)
 
 
+async def test_behind_a_trusted_proxy_the_client_is_the_same(
+    meeting_pair, make_token, caplog, monkeypatch
+):
+    """X-Forwarded-For from a trusted peer names the client in the access line; one
+    that is not a list of addresses is aiohttp's 400."""
+    served = served_by_the_edge(monkeypatch)
+    edge, plain = await meeting_pair(trusted_proxies="127.0.0.0/8")
+    token = make_token("alice")
+    requests = [
+        _create(token, b"{}", **{"X-Forwarded-For": "203.0.113.9, 127.0.0.2"}),
+        request("GET", "/rooms/code/abc-abc-abc", {"X-Forwarded-For": "198.51.100.1"}),
+        _create(token, b"{}", **{"X-Forwarded-For": "not an address"}),
+    ]
+    lines, answers = [], []
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        for client in (edge, plain):
+            caplog.clear()
+            answers.append(
+                [masked(await exchange(client.server.port, d), True, True) for d in requests]
+            )
+            lines.append(access_lines(caplog.records))
+    assert answers[0] == answers[1]
+    for line in (*lines[0], *lines[1]):
+        line["request_id"] = "-"
+    assert lines[0] == lines[1]
+    assert [(line["status"], line["remote"]) for line in lines[0]] == [
+        (201, "203.0.113.9"),
+        (404, "198.51.100.1"),
+        (400, "127.0.0.1"),
+    ]
+    assert served == ["POST /rooms", "GET /rooms/code/abc-abc-abc"]
+
+
 async def test_a_fault_is_the_same_json_error(meeting_pair, make_token, caplog, monkeypatch):
     """A bug is the API's 500, the database out of reach its 503, as aiohttp answers."""
     served = served_by_the_edge(monkeypatch)
     edge, plain = await meeting_pair()
     token = make_token("alice")
     faults = [RuntimeError("a bug"), asyncpg.exceptions.CannotConnectNowError("starting")]
+    in_context: list[str | None] = []  # the request id the log lines are written with
     for fault in faults:
 
         async def failing(item: Any, fault: Exception = fault) -> bytes:
+            in_context.append(request_id_var.get())
             raise fault
 
         for client in (edge, plain):
@@ -209,6 +259,7 @@ async def test_a_fault_is_the_same_json_error(meeting_pair, make_token, caplog, 
             assert masked(a) == masked(b)
             assert logged_a == logged_b
     assert len(served) == 4
+    assert in_context == ["c-1", "c-1", "f", "f"] * 2
 
 
 async def test_an_edge_route_must_be_the_router_s(database_url, jwks_json):
