@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from chat_service import store
+from chat_service import sends_store, store
 from chat_service.app import create_app
 from chat_service.events import RoomEvents
 from chat_service.history_cache import (
@@ -255,6 +256,25 @@ async def test_a_message_slow_to_commit_is_not_hidden_by_a_cached_page(service, 
         held.message_id,
         *before,
     ]
+
+
+def test_every_insert_into_room_messages_locks_its_room_until_commit():
+    """The other half of why a cached page is exact (chat_service.history_cache): a
+    new way of storing messages must take the room's row lock, as these do."""
+    sources = Path(store.__file__).parent.glob("**/*.py")
+    inserts = sum(path.read_text().count("INSERT INTO room_messages") for path in sources)
+    statements = (
+        store.SEND_MESSAGE,
+        store.SEND_MESSAGE_AND_NOTIFY,
+        sends_store.SEND_MANY,
+    )
+    # store._SEND (both of its statements) and sends_store._SEND_MANY.
+    assert inserts == 2, "a new INSERT INTO room_messages: does it lock the room until commit?"
+    for statement in statements:
+        locked = statement.index("FOR NO KEY UPDATE OF r")
+        inserted = statement.index("INSERT INTO room_messages")
+        # The room is locked by an earlier CTE the insert reads from.
+        assert locked < inserted, statement
 
 
 def test_the_cache_keeps_the_page_built_at_the_newer_id():
