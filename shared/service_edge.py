@@ -31,7 +31,7 @@ from shared.app import VERIFIER_KEY
 from shared.bodies import json_body
 from shared.edge import EdgeConnection, edge_front
 from shared.edge_head import EdgeRequest, HeadDecider
-from shared.edge_reply import EdgeReplies, Rendered, begin, finish_head, render
+from shared.edge_reply import EdgeReplies, Rendered, begin, errors_log, finish_head, render
 from shared.endpoints import endpoint_of
 from shared.errors import CLIENT_CLOSED_REQUEST, answer_of
 from shared.metrics import METRICS_KEY, ROUTE_HEADER
@@ -179,6 +179,12 @@ class ServiceEdge:
         except asyncio.CancelledError:
             status = CLIENT_CLOSED_REQUEST
             raise
+        except Exception:  # a bug here, or a redirect no edge function raises
+            errors_log.exception(
+                "unhandled error", extra={"path": request.path, "method": request.method}
+            )
+            status, keep_alive = 500, False
+            connection.cut()
         finally:
             metrics.in_flight -= 1
             metrics.record(

@@ -262,6 +262,28 @@ async def test_a_fault_is_the_same_json_error(meeting_pair, make_token, caplog, 
     assert in_context == ["c-1", "c-1", "f", "f"] * 2
 
 
+async def test_a_bug_past_the_answer_cuts_the_connection_and_is_logged(
+    meeting_pair, caplog, monkeypatch
+):
+    """Too late for a status (or nothing to say one with): the client sees the
+    connection close, the error is logged and counted as a 500."""
+    import shared.service_edge
+
+    edge, _ = await meeting_pair()
+
+    def broken(*args: Any) -> bytes:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(shared.service_edge, "finish_head", broken)
+    client = await RawClient.open(edge.server.port)
+    client.send(request("GET", "/rooms/code/abc-abc-abc", {"X-Request-ID": "b"}))
+    assert await client.closed()
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == ["unhandled error"]
+    registry = edge.server.app[METRICS_KEY].registry
+    labels = {"service": "meeting", "method": "GET", "route": "/rooms/code/{code}"}
+    assert registry.get_sample_value("http_requests_total", {**labels, "status": "500"}) == 1
+
+
 async def test_an_edge_route_must_be_the_router_s(database_url, jwks_json):
     """Its template, method and handler are checked against the router's."""
     from meeting_service.routes import my_rooms
