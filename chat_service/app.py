@@ -8,7 +8,7 @@ from chat_service.edge import EDGE_ROUTES
 from chat_service.events import CHANNEL, expand_event
 from chat_service.history_cache import add_history_cache
 from chat_service.routes import SETTINGS_KEY, routes, store_error_middleware
-from chat_service.sending import sends_ctx
+from chat_service.sending import batchers_ctx
 from chat_service.settings import ChatSettings
 from shared.app import service_app
 from shared.idempotency import purge_ctx as idempotency_purge_ctx
@@ -33,7 +33,7 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     app.cleanup_ctx.append(realtime_ctx(CHANNEL, expand=expand_event, settings=settings))
     # After the realtime context, whose channel it sends on; so cleaned up before
     # the pool closes.
-    app.cleanup_ctx.append(sends_ctx)
+    app.cleanup_ctx.append(batchers_ctx)
     app.cleanup_ctx.append(passwords_ctx(settings))
     app.cleanup_ctx.append(idempotency_purge_ctx)
     app[SETTINGS_KEY] = settings

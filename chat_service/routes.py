@@ -39,7 +39,7 @@ from chat_service.parsing import (
     user_rooms_position,
     username_of,
 )
-from chat_service.sending import SENDS_KEY
+from chat_service.sending import PAGE_READS_KEY, SENDS_KEY
 from chat_service.sends_store import Send
 from chat_service.settings import ChatSettings
 from shared.bodies import json_body, json_model
@@ -283,21 +283,22 @@ async def send_room_message(request: web.Request) -> web.Response:
 )
 async def get_room_messages(request: web.Request) -> web.Response:
     query = query_of(request, MessagesQuery)
-    pool, cache, username = (
-        request.app[POOL_KEY],
+    reads, cache, username = (
+        request.app[PAGE_READS_KEY],
         request.app[HISTORY_CACHE_KEY],
         username_of(request),
     )
     if query.after is not None:
         page = await messages_store.messages_after(
-            pool, cache, query.room_id, username, limit=query.limit, after=query.after
+            reads, cache, query.room_id, username, limit=query.limit, after=query.after
         )
     else:
         page = await messages_store.messages_page(
-            pool, cache, query.room_id, username, limit=query.limit, before=query.before
+            reads, cache, query.room_id, username, limit=query.limit, before=query.before
         )
     # The page's JSON as Postgres wrote it from the models, or kept from an earlier
-    # read and checked still exact by Postgres (messages_store, history_cache).
+    # read and checked still exact by Postgres (messages_store, history_cache), with
+    # the reads of this turn of the loop (chat_service.sending).
     return json_body(page)
 
 

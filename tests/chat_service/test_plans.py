@@ -108,7 +108,9 @@ def assert_checked_page(plan: dict[str, Any], direction: str) -> None:
     assert page in nodes(built), plan
 
 
-async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
+async def quiet_and_busy(chat: asyncpg.Connection) -> tuple[int, int]:
+    """Two rooms of alice's: a quiet one of 1,000 messages, and a busy one whose
+    million messages all came after the quiet room's newest one."""
     quiet = await new_room(chat, "quiet")
     busy = await new_room(chat, "busy")
     await chat.execute(
@@ -116,8 +118,7 @@ async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
         " SELECT $1, 'alice', 'old ' || i FROM generate_series(1, 1000) i",
         quiet,
     )
-    # A million messages to another room after the quiet room's newest one (written
-    # without the per-row foreign-key check, which only slows the test down).
+    # Written without the per-row foreign-key check, which only slows the test down.
     await chat.execute("SET session_replication_role = replica")
     await chat.execute(
         "INSERT INTO room_messages (room_id, username, body)"
@@ -130,6 +131,11 @@ async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
         quiet,
         busy,
     )
+    return quiet, busy
+
+
+async def test_history_reads_its_own_room_only_however_busy_the_others(chat):
+    quiet, busy = await quiet_and_busy(chat)
     await chat.execute("ANALYZE room_messages")
     for mode in MODES:
         for room in (quiet, busy):
@@ -228,3 +234,96 @@ async def test_user_rooms_pages_along_the_user_index(chat):
         assert_keyset(later, "room_members", "room_members_by_user", "username", "joined_at")
         # Each room of the page is one primary-key lookup.
         assert scan_of(later, "rooms")["Index Name"] == "rooms_pkey"
+
+
+def batched_page_scans(
+    plan: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The batched check's (messages_store.PAGES_JSON) three reads of room_messages:
+    each item's room's newest id, and the backward and the forward page's keysets."""
+    scans = [n for n in nodes(plan) if n.get("Relation Name") == "room_messages"]
+    [newest] = [s for s in scans if "(id " not in s["Index Cond"]]
+    [backward] = [s for s in scans if "(id < " in s["Index Cond"]]
+    [forward] = [s for s in scans if "(id > " in s["Index Cond"]]
+    return newest, backward, forward
+
+
+def assert_batched_pages(plan: dict[str, Any]) -> None:
+    """Per item of the arrays, what assert_checked_page asserts of one page: the
+    room's newest id an index-only scan read backwards, the membership a lookup along
+    room_members' key, and each direction's page a keyset along the primary key, in
+    a SubPlan of its own (run only for the items that take its branch)."""
+    newest, backward, forward = batched_page_scans(plan)
+    assert newest["Node Type"] == "Index Only Scan", newest
+    assert newest["Index Name"] == "room_messages_pkey", newest
+    assert newest["Scan Direction"] == "Backward", newest
+    assert "room_id" in newest["Index Cond"], newest
+    assert "Filter" not in newest, newest
+    for page, direction in ((backward, "Backward"), (forward, "Forward")):
+        assert_keyset(plan, "room_messages", "room_messages_pkey", "room_id", "id", scan=page)
+        assert page["Scan Direction"] == direction, page
+    [check] = [n for n in nodes(plan) if n.get("Relation Name") == "room_members"]
+    assert check["Node Type"] in ("Index Scan", "Index Only Scan"), check
+    assert "room_id" in check["Index Cond"] and "username" in check["Index Cond"], check
+    assert "Filter" not in check, check
+    # The items are read once, by the function scan the rest is a nested loop over.
+    assert not [n for n in nodes(plan) if "Hash" in n["Node Type"]], plan
+    subplans = [n for n in nodes(plan) if n.get("Subplan Name", "").startswith("SubPlan")]
+    assert [
+        page for page in (backward, forward) if not any(page in nodes(s) for s in subplans)
+    ] == []
+
+
+def items(*reads: tuple[int, str, int, int, int, bool]) -> tuple[str, ...]:
+    """PAGES_JSON's six arrays, as literals, from (room, user, known, bound, limit,
+    forwards) per item."""
+    columns = list(zip(*reads, strict=True))
+    return tuple("{" + ",".join(str(v).lower() for v in column) + "}" for column in columns)
+
+
+async def test_batched_history_reads_walk_each_room_s_keyset(chat):
+    quiet, busy = await quiet_and_busy(chat)
+    # Rooms with members enough for the planner to have a choice.
+    await chat.execute(
+        "INSERT INTO room_members (room_id, username)"
+        " SELECT r, 'user' || u FROM unnest($1::bigint[]) r, generate_series(1, 2000) u",
+        [quiet, busy],
+    )
+    await chat.execute("ANALYZE")
+    newest = {
+        room: await chat.fetchval("SELECT max(id) FROM room_messages WHERE room_id = $1", room)
+        for room in (quiet, busy)
+    }
+    top, miss = messages_store.NO_UPPER_BOUND, messages_store.NOT_CACHED
+    # Misses in both directions, in both rooms, and a read of someone else's.
+    built = items(
+        (quiet, "alice", miss, top, 51, False),
+        (busy, "alice", miss, newest[busy] - 100, 51, False),
+        (quiet, "alice", miss, 500, 51, True),
+        (busy, "carol", miss, top, 51, False),
+    )
+    # Every read's cached page still current.
+    hits = items(
+        (quiet, "alice", newest[quiet], top, 51, False),
+        (busy, "alice", newest[busy], top, 51, False),
+        (quiet, "alice", newest[quiet], 500, 51, True),
+    )
+    for mode in MODES:
+        for args in (built, hits):
+            assert_batched_pages(await explain(chat, messages_store.PAGES_JSON, args, mode))
+        # What it costs: each page built a handful of blocks, read only for the items
+        # that need it; with every page current, no page is read at all.
+        plan = await explain(chat, messages_store.PAGES_JSON, built, mode, analyze=True)
+        newest_scan, backward, forward = batched_page_scans(plan)
+        assert newest_scan["Actual Loops"] == 4, newest_scan
+        assert backward["Actual Loops"] == 2, backward  # not carol's
+        assert forward["Actual Loops"] == 1, forward
+        assert backward["Actual Rows"] == 51 and forward["Actual Rows"] == 51  # per loop
+        for scan in (newest_scan, backward, forward):
+            blocks = scan["Shared Hit Blocks"] + scan["Shared Read Blocks"]
+            assert blocks / scan["Actual Loops"] < 20, scan
+        plan = await explain(chat, messages_store.PAGES_JSON, hits, mode, analyze=True)
+        newest_scan, backward, forward = batched_page_scans(plan)
+        assert newest_scan["Actual Loops"] == 3, newest_scan
+        assert backward["Actual Loops"] == 0, backward  # "never executed"
+        assert forward["Actual Loops"] == 0, forward
