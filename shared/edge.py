@@ -16,7 +16,10 @@ of that request on are kept until its head is parsed and the decision made (or
 the head, unended, passes shared.edge_head.MAX_HEAD: aiohttp's limits judge it); the
 hand-off then makes aiohttp's protocol for the connection
 (shared.server.Server.handler), gives it the transport and feeds it those bytes.
-From then on the connection is aiohttp's. A hand-off happens only between requests:
+From then on the connection is aiohttp's, or, with `give_back` (the services'
+edges), until aiohttp has answered and nothing of it is left there
+(shared.server.RequestHandler.follow): then a new edge takes it. A hand-off happens
+only between requests:
 requests are answered one at a time and strictly in order, pipelined ones included,
 so a request aiohttp is to answer waits for the edge's answers before it.
 
@@ -69,9 +72,11 @@ class Context(Protocol):
 
 
 class EdgeConnection(asyncio.Protocol):
-    def __init__(self, server: Server, context: Context) -> None:
+    def __init__(self, server: Server, context: Context, give_back: bool = False) -> None:
         self.server = server
         self.context = context
+        # aiohttp gives the connection back between requests (Server.handler).
+        self.give_back = give_back
         self.loop = context.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -249,7 +254,7 @@ class EdgeConnection(asyncio.Protocol):
         if self.reading_paused:
             self.reading_paused = False
             transport.resume_reading()
-        handler = self.server.handler()
+        handler = self.server.handler(give_back=self.give_back)
         transport.set_protocol(handler)
         handler.connection_made(transport)
         if self.drained is not None:  # the transport's buffer is still over its mark
@@ -342,7 +347,7 @@ class EdgeConnection(asyncio.Protocol):
         self._close()
 
 
-def edge_front(make_context: Callable[[Server], Context]) -> FrontFactory:
+def edge_front(make_context: Callable[[Server], Context], give_back: bool = False) -> FrontFactory:
     """An app's front (shared.server.FRONT_KEY): an EdgeConnection a connection, with
     the context `make_context` makes for the server, at its first connection (once
     the app has started)."""
@@ -352,6 +357,6 @@ def edge_front(make_context: Callable[[Server], Context]) -> FrontFactory:
         context = contexts.get(server)
         if context is None:
             context = contexts[server] = make_context(server)
-        return EdgeConnection(server, context)
+        return EdgeConnection(server, context, give_back)
 
     return make

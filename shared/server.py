@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import httptools
 from aiohttp import StreamReader, web, web_protocol, web_server
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
 
@@ -68,9 +69,79 @@ def _refused_status(exc: HttpProcessingError, max_line_size: int, max_field_size
     return 400
 
 
+class _Boundaries:
+    """Where the requests a connection sent end, as llhttp reads them (httptools;
+    aiohttp's own parser is llhttp too): whether a request is partly in."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.partial = False
+
+    def feed(self, data: bytes) -> bool:
+        """False from the first bytes it cannot follow (not HTTP, an upgrade)."""
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            return False
+        return True
+
+    def on_message_begin(self) -> None:
+        self.partial = True
+
+    def on_message_complete(self) -> None:
+        self.partial = False
+
+
 class RequestHandler(web_protocol.RequestHandler):
     # The body of the request begun before the server's shutdown, still coming.
     _finishing: StreamReader | None = None
+    # On a connection a front handed over and takes back between requests
+    # (Server.handler(give_back=True)): where its requests end.
+    _boundaries: _Boundaries | None = None
+
+    def follow(self) -> None:
+        """Give the connection back to the server's front once nothing of it is left
+        here: its requests answered, none partly in, no upgrade, not closing."""
+        self._boundaries = _Boundaries()
+
+    async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._handle_request(*args, **kwargs)
+        finally:
+            if self._boundaries is not None:
+                # Once start() has taken the next request, or waits for one.
+                self._loop.call_soon(self._give_back)
+
+    def _give_back(self, again: bool = True) -> None:
+        transport, manager = self.transport, self._manager
+        if self._waiter is None and again and self._boundaries is not None:
+            # start() has not taken the answered request's end yet: after it has.
+            self._loop.call_soon(self._give_back, False)
+            return
+        if (
+            self._boundaries is None
+            or self._boundaries.partial
+            or transport is None
+            or transport.is_closing()
+            or not isinstance(manager, Server)
+            or manager.front is None
+            or self._waiter is None  # start() is not waiting for a request
+            or self._messages
+            or self._request_in_progress
+            or self._close
+            or self._force_close
+            or not self._keepalive
+            or self._upgraded
+            or self._payload_parser is not None
+            or self._paused
+            or self._reading_paused
+        ):
+            return
+        front = manager.front(manager)
+        self.transport = None  # so that leaving does not close it
+        self.connection_lost(None)  # start() ends, the server forgets it
+        transport.set_protocol(front)
+        front.connection_made(transport)
 
     def close(self) -> None:
         """No more requests (the server's shutdown). aiohttp stops reading at once,
@@ -86,6 +157,8 @@ class RequestHandler(web_protocol.RequestHandler):
         super().close()
 
     def data_received(self, data: bytes) -> None:
+        if self._boundaries is not None and not self._boundaries.feed(data):
+            self._boundaries = None  # aiohttp's for good
         finishing = self._finishing
         if finishing is None or finishing.is_eof() or self.transport is None:
             super().data_received(data)
@@ -161,9 +234,13 @@ class Server(web_server.Server):
             return self.front(self)
         return self.handler()
 
-    def handler(self) -> web_protocol.RequestHandler:
-        """aiohttp's protocol for a connection (a front's hand-off makes it here too)."""
-        return RequestHandler(self, loop=self._loop, **self._kwargs)
+    def handler(self, give_back: bool = False) -> web_protocol.RequestHandler:
+        """aiohttp's protocol for a connection (a front's hand-off makes it here too;
+        with `give_back`, it goes back to a new front between requests)."""
+        handler = RequestHandler(self, loop=self._loop, **self._kwargs)
+        if give_back:
+            handler.follow()
+        return handler
 
     def pre_shutdown(self) -> None:
         super().pre_shutdown()

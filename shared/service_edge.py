@@ -215,4 +215,4 @@ def serve_at_the_edge(
     def context(server: Server) -> ServiceEdge:
         return ServiceEdge(app, routes, settings, server._kwargs)
 
-    app[FRONT_KEY] = edge_front(context)
+    app[FRONT_KEY] = edge_front(context, give_back=True)
