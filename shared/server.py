@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import aiohttp
 import httptools
 from aiohttp import StreamReader, web, web_protocol, web_server
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
@@ -67,6 +68,19 @@ def _refused_status(exc: HttpProcessingError, max_line_size: int, max_field_size
         # RFC 9110 §9.1: a method the server does not recognise is 501.
         return 501
     return 400
+
+
+# The aiohttp releases whose RequestHandler internals the give-back reads (its
+# waiter, queued messages, flags: RequestHandler._give_back) were read and tested
+# with (tests/meeting_service/test_edge_give_back.py). On another release a
+# connection handed to aiohttp stays aiohttp's: slower, never wrong.
+GIVE_BACK_AIOHTTP = ((3, 14),)
+
+
+def give_back_supported(version: str = aiohttp.__version__) -> bool:
+    """Whether `version` is an aiohttp release the give-back was written for."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) in GIVE_BACK_AIOHTTP
 
 
 class _Boundaries:
@@ -228,6 +242,8 @@ class Server(web_server.Server):
         self.front = front
         # The connections a front serves and has not handed to aiohttp (yet).
         self.fronts: set[Front] = set()
+        self.gives_back = give_back_supported()
+        self._told_no_give_back = False
 
     def __call__(self) -> asyncio.BaseProtocol:  # type: ignore[override]
         if self.front is not None:
@@ -238,8 +254,15 @@ class Server(web_server.Server):
         """aiohttp's protocol for a connection (a front's hand-off makes it here too;
         with `give_back`, it goes back to a new front between requests)."""
         handler = RequestHandler(self, loop=self._loop, **self._kwargs)
-        if give_back:
+        if give_back and self.gives_back:
             handler.follow()
+        elif give_back and not self._told_no_give_back:
+            self._told_no_give_back = True
+            log.warning(
+                "aiohttp %s is not a release the give-back was tested with:"
+                " a connection handed to aiohttp stays aiohttp's",
+                aiohttp.__version__,
+            )
         return handler
 
     def pre_shutdown(self) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from meeting_service.app import create_app
 from meeting_service.settings import MeetingSettings
+from shared.server import give_back_supported
 from tests.gateway.raw_http import RawClient, request
 from tests.gateway.test_edge import called
 from tests.service_edge import served_by_the_edge
@@ -124,3 +125,30 @@ async def test_shutdown_closes_a_connection_given_back(
     await made.wait()
     await meeting.server.close()
     assert await client.closed()
+
+
+def test_give_back_only_on_the_aiohttp_releases_it_was_tested_with():
+    assert give_back_supported("3.14.5")
+    assert not give_back_supported("3.15.0")
+    assert not give_back_supported("4.0.0")
+
+
+async def test_on_another_aiohttp_release_the_connection_stays_aiohttp_s(
+    aiohttp_client, database_url, jwks_json, make_token, monkeypatch, caplog
+):
+    """Slower, never wrong: aiohttp answers every request after the first hand-off."""
+    monkeypatch.setattr("shared.server.give_back_supported", lambda: False)
+    served = served_by_the_edge(monkeypatch)
+    meeting = await _meeting(aiohttp_client, database_url, jwks_json)
+    token = make_token("alice")
+    client = await RawClient.open(meeting.server.port)
+    client.send(_create(token, "edge"))
+    assert (await client.answer()).status == 201
+    for data, status in [(request("GET", "/healthz"), 200), (_create(token, "aiohttp"), 201)]:
+        client.send(data)
+        assert (await client.answer()).status == status
+    assert served == ["POST /rooms"]
+    assert len(meeting.server.runner.server.connections) == 1  # aiohttp's for good
+    told = [r for r in caplog.records if "give-back was tested" in r.getMessage()]
+    assert len(told) == 1
+    await client.close()
