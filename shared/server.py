@@ -157,6 +157,16 @@ class RequestHandler(web_protocol.RequestHandler):
         transport.set_protocol(front)
         front.connection_made(transport)
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
+        if isinstance(exc, web_protocol.RequestPayloadError):
+            # aiohttp reading the rest of a body the client broke (its encoding or
+            # framing) after the handler's 400 (shared.errors) went out: the client's
+            # error, already answered and logged; aiohttp closes the connection.
+            log.info("rest of a malformed request body dropped", extra={"error": str(exc)})
+            return
+        super().log_exception(*args, **kw)
+
     def close(self) -> None:
         """No more requests (the server's shutdown). aiohttp stops reading at once,
         so a request begun whose body is still coming would never get the rest

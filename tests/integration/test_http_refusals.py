@@ -173,3 +173,28 @@ async def test_a_slowloris_is_closed_by_the_server(
     # The server still answers whoever sends a whole request.
     client = await aiohttp_client(server)
     assert (await client.get("/healthz")).status == 200
+
+
+@pytest.mark.parametrize(
+    ("service", "target", "body"),
+    [("chat", "/api/send_room_message", b"x" * 64), ("meeting", "/rooms", b"x" * 64)],
+)
+async def test_a_body_its_content_encoding_cannot_decode_is_a_400_and_no_error(
+    gateway_stack, make_token, caplog, service, target, body
+):
+    """aiohttp reads the rest of such a body after the handler's 400, and logged what
+    it then raised as an unhandled exception, with a traceback."""
+    caplog.set_level(logging.DEBUG)
+    server = {"chat": gateway_stack.chat, "meeting": gateway_stack.meeting}[service]
+    raw = request(
+        f"POST {target} HTTP/1.1",
+        f"Authorization: Bearer {make_token('alice')}",
+        "Content-Type: application/json",
+        "Content-Encoding: gzip",
+        f"Content-Length: {len(body)}",
+    )
+    status, headers, answer = await raw_exchange(server, raw + body)
+    assert status == 400
+    assert json.loads(answer) == {"error": "bad request", "code": "bad_request"}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if r.exc_info]
