@@ -193,7 +193,7 @@ async def test_a_body_its_content_encoding_cannot_decode_is_a_400_and_no_error(
         "Content-Encoding: gzip",
         f"Content-Length: {len(body)}",
     )
-    status, headers, answer = await raw_exchange(server, raw + body)
+    status, _, answer = await raw_exchange(server, raw + body)
     assert status == 400
     assert json.loads(answer) == {"error": "bad request", "code": "bad_request"}
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
