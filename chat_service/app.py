@@ -39,5 +39,5 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     app[SETTINGS_KEY] = settings
     add_history_cache(app, settings)
     app.add_routes(routes)
-    serve_at_the_edge(app, settings, EDGE_ROUTES)
+    serve_at_the_edge(app, settings, EDGE_ROUTES, middlewares=[store_error_middleware])
     return app

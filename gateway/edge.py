@@ -16,7 +16,8 @@ shared.edge's, as they are in aiohttp's shared.server.RequestHandler.
 
 A relayed request never meets the app's middlewares or on_response_prepare
 signals: what one of those does must be done in gateway/edge_*.py too (the tests
-comparing the edge's bytes with aiohttp's catch a header it adds).
+comparing the edge's bytes with aiohttp's catch a header it adds), and the app does
+not start with one the edge does not name (shared.edge_reply.require_known).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.cors import add_cors_headers, preflight_middleware
 from gateway.edge_relay import EdgeContext, hung_up, relay
 from gateway.edge_request import ROUTES_KEY, EdgeRequest
 from shared.edge import EdgeConnection
 from shared.edge import edge_front as shared_edge_front
+from shared.edge_reply import known_only
 from shared.server import FrontFactory, Server
 
 __all__ = ["EdgeConnection", "edge_front"]
@@ -44,7 +47,10 @@ class _Context(EdgeContext):
 
 
 def edge_front(app: web.Application) -> FrontFactory:
-    """The app's front (shared.server.FRONT_KEY): an EdgeConnection a connection."""
+    """The app's front (shared.server.FRONT_KEY): an EdgeConnection a connection. The
+    edge hands CORS requests to aiohttp and adds the gateway's Vary itself
+    (edge_relay), so of the app's own it knows the preflight and the CORS headers."""
+    known_only(app, middlewares=[preflight_middleware], signals=[add_cors_headers])
 
     def context(server: Server) -> _Context:
         return _Context(app, app[ROUTES_KEY], server._kwargs)

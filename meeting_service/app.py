@@ -42,5 +42,5 @@ def create_app(
     app.cleanup_ctx.append(batchers_ctx)
     app.add_routes(routes)
     app.add_routes(media_routes)
-    serve_at_the_edge(app, settings, EDGE_ROUTES)
+    serve_at_the_edge(app, settings, EDGE_ROUTES, middlewares=[refusal_middleware])
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
@@ -156,3 +157,40 @@ class _Answer:
         self.status = status
         self.body_length = length
         self.headers = CIMultiDict({REQUEST_ID_HEADER: request.request_id})
+
+
+def _name(function: object) -> str:
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', function)}"
+
+
+def require_known(
+    app: web.Application, middlewares: Sequence[object] = (), signals: Sequence[object] = ()
+) -> None:
+    """An edge serves its requests without the app's middlewares and
+    on_response_prepare signals, doing itself what those it was written against do:
+    shared.app's (the request middleware, the token check, on_response_prepare) and
+    the app's own it names. One added to the app later would be skipped for the
+    edge's requests without a word, so the app refuses to start instead (called by
+    on_startup, once the middlewares are final)."""
+    from shared.app import auth_middleware, on_response_prepare, request_middleware
+
+    known = {_name(request_middleware(())), _name(auth_middleware), _name(on_response_prepare)}
+    known.update(_name(function) for function in (*middlewares, *signals))
+    used: list[object] = [*app.middlewares, *app.on_response_prepare]
+    unknown = [_name(function) for function in used if _name(function) not in known]
+    if unknown:
+        raise RuntimeError(
+            f"the edge does not do what {', '.join(unknown)} does: do it in the edge"
+            " too (and name it where the edge is set up), or leave the route to aiohttp"
+        )
+
+
+def known_only(
+    app: web.Application, middlewares: Sequence[object] = (), signals: Sequence[object] = ()
+) -> None:
+    """`require_known` when the app starts."""
+
+    async def check(app: web.Application) -> None:
+        require_known(app, middlewares, signals)
+
+    app.on_startup.append(check)

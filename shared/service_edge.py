@@ -31,7 +31,15 @@ from shared.app import VERIFIER_KEY
 from shared.bodies import json_body
 from shared.edge import EdgeConnection, edge_front
 from shared.edge_head import EdgeRequest, HeadDecider
-from shared.edge_reply import EdgeReplies, Rendered, begin, errors_log, finish_head, render
+from shared.edge_reply import (
+    EdgeReplies,
+    Rendered,
+    begin,
+    errors_log,
+    finish_head,
+    known_only,
+    render,
+)
 from shared.endpoints import endpoint_of
 from shared.errors import CLIENT_CLOSED_REQUEST, answer_of
 from shared.metrics import METRICS_KEY, ROUTE_HEADER
@@ -208,9 +216,15 @@ def _check(app: web.Application, route: EdgeRoute) -> None:
 
 
 def serve_at_the_edge(
-    app: web.Application, settings: CommonSettings, routes: Sequence[EdgeRoute]
+    app: web.Application,
+    settings: CommonSettings,
+    routes: Sequence[EdgeRoute],
+    middlewares: Sequence[object] = (),
 ) -> None:
-    """The app's connections start at an edge serving `routes` (shared.server.FRONT_KEY)."""
+    """The app's connections start at an edge serving `routes` (shared.server.FRONT_KEY).
+    `middlewares`: the app's own middlewares whose work the routes' functions do
+    themselves; the app does not start with another (shared.edge_reply.require_known)."""
+    known_only(app, middlewares)
 
     def context(server: Server) -> ServiceEdge:
         return ServiceEdge(app, routes, settings, server._kwargs)
