@@ -283,23 +283,22 @@ async def send_room_message(request: web.Request) -> web.Response:
 )
 async def get_room_messages(request: web.Request) -> web.Response:
     query = query_of(request, MessagesQuery)
-    reads, cache, username = (
-        request.app[PAGE_READS_KEY],
-        request.app[HISTORY_CACHE_KEY],
-        username_of(request),
-    )
+    return json_body(await room_messages(request.app, query, username_of(request)))
+
+
+async def room_messages(app: web.Application, query: MessagesQuery, username: str) -> bytes:
+    """The page's JSON as Postgres wrote it from the models, or kept from an earlier
+    read and checked still exact by Postgres (messages_store, history_cache), with the
+    reads of this turn of the loop (chat_service.sending). Also the edge's
+    (chat_service.edge)."""
+    reads, cache = app[PAGE_READS_KEY], app[HISTORY_CACHE_KEY]
     if query.after is not None:
-        page = await messages_store.messages_after(
+        return await messages_store.messages_after(
             reads, cache, query.room_id, username, limit=query.limit, after=query.after
         )
-    else:
-        page = await messages_store.messages_page(
-            reads, cache, query.room_id, username, limit=query.limit, before=query.before
-        )
-    # The page's JSON as Postgres wrote it from the models, or kept from an earlier
-    # read and checked still exact by Postgres (messages_store, history_cache), with
-    # the reads of this turn of the loop (chat_service.sending).
-    return json_body(page)
+    return await messages_store.messages_page(
+        reads, cache, query.room_id, username, limit=query.limit, before=query.before
+    )
 
 
 @routes.get("/api/rooms/{room_id}/ws")

@@ -32,6 +32,8 @@ METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OP
 _PLAIN_PATH = re.compile(rb"/(?!/)[A-Za-z0-9\-_~!$&'()*+,;=:@/]*")
 _PLAIN_QUERY = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]+")
 _DOT_SEGMENT = re.compile(rb"/\.")
+# A query parameter whose name and value read the same escaped or not.
+_PLAIN_PAIR = re.compile(rb"([A-Za-z0-9\-._~]+)=([A-Za-z0-9\-._~]*)")
 
 # What a header is to the edge, by its name as spelled.
 PLAIN, AUTHORIZATION, LENGTH, CONNECTION, REQUEST_ID = range(5)
@@ -67,6 +69,26 @@ _KINDS = {
 _MAX_KINDS = 1024
 
 
+def plain_query(target: bytes) -> dict[str, str] | None:
+    """The query of a request target as aiohttp's `request.query` holds it, when it is
+    plain: `name=value` pairs joined by `&`, each name once, with nothing to unescape
+    or decode (no `%`, no `+`, no `;`, nothing but unreserved characters). None for
+    any other, which only aiohttp (yarl) may read as it does."""
+    _, mark, query = target.partition(b"?")
+    if not mark:
+        return {}
+    pairs: dict[str, str] = {}
+    for pair in query.split(b"&"):
+        found = _PLAIN_PAIR.fullmatch(pair)
+        if found is None:
+            return None
+        name, value = found.group(1).decode("ascii"), found.group(2).decode("ascii")
+        if name in pairs:
+            return None
+        pairs[name] = value
+    return pairs
+
+
 def _text(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
@@ -97,6 +119,7 @@ class EdgeRequest:
         "keep_alive",
         "method",
         "path",
+        "query",
         "request_id",
         "route",
         "scheme",
@@ -125,6 +148,8 @@ class EdgeRequest:
         self.tokens: set[str] | None = None
         self.identity: Identity | None = None
         self.user_id: str | None = None
+        # Its query's parameters, for an edge whose route reads them (plain_query).
+        self.query: dict[str, str] | None = None
 
 
 class HeadDecider:

@@ -30,7 +30,7 @@ from aiohttp.typedefs import Handler
 from shared.app import VERIFIER_KEY
 from shared.bodies import json_body
 from shared.edge import EdgeConnection, edge_front
-from shared.edge_head import EdgeRequest, HeadDecider
+from shared.edge_head import EdgeRequest, HeadDecider, plain_query
 from shared.edge_reply import (
     EdgeReplies,
     Rendered,
@@ -58,12 +58,14 @@ REFUSED = ("idempotency-key", "content-encoding")
 @dataclass(frozen=True)
 class EdgeRoute:
     """A route of the app's router the edge serves: `function` does what `handler`
-    does. Its template is the router's (the metrics' label, X-Route-Template)."""
+    does. Its template is the router's (the metrics' label, X-Route-Template). With
+    `query`, the function reads the request's query (`EdgeRequest.query`)."""
 
     method: str
     template: str
     handler: Handler
     function: EdgeFunction
+    query: bool = False
 
     @property
     def public(self) -> bool:
@@ -88,7 +90,16 @@ class EdgeRoute:
 class _Route:
     """An EdgeRoute as the edge uses it: what it reads per request, found once."""
 
-    __slots__ = ("function", "guests", "method", "pattern", "public", "route_header", "template")
+    __slots__ = (
+        "function",
+        "guests",
+        "method",
+        "pattern",
+        "public",
+        "query",
+        "route_header",
+        "template",
+    )
 
     def __init__(self, route: EdgeRoute, announce: bool) -> None:
         self.method = route.method.encode()
@@ -96,6 +107,7 @@ class _Route:
         self.function = route.function
         self.public = route.public
         self.guests = route.guests
+        self.query = route.query
         self.pattern = route.pattern()
         self.route_header = f"{ROUTE_HEADER}: {route.template}\r\n".encode() if announce else b""
 
@@ -112,6 +124,15 @@ class ServiceDecider(HeadDecider):
             if route.method == method and route.pattern.fullmatch(path):
                 return route
         return None
+
+    def decide(self, method: bytes, url: bytes, *args: Any, **kwargs: Any) -> EdgeRequest | None:
+        """HeadDecider's decision; on a route that reads its query, a plain query only."""
+        request = super().decide(method, url, *args, **kwargs)
+        if request is not None and cast(_Route, request.route).query:
+            request.query = plain_query(url)
+            if request.query is None:
+                return None  # escapes, repeated names, odd characters: aiohttp's
+        return request
 
 
 class ServiceEdge:

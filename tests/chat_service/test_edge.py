@@ -130,3 +130,156 @@ async def test_access_lines_metrics_and_a_hand_off(chat_pair, make_token, caplog
     assert [line["user_id"] for line in lines[0]] == ["u-alice", "u-alice", None, "u-alice"]
     assert served == [f"POST {SEND}", f"POST {SEND}"]
     assert await counted(edge) == await counted(plain)
+
+
+HISTORY = "/api/get_room_messages"
+
+
+def _history(token: str, query: str, **headers: str) -> bytes:
+    target = f"{HISTORY}?{query}" if query else HISTORY
+    return request(
+        "GET", target, {"Authorization": f"Bearer {token}", "X-Request-ID": "h-1", **headers}
+    )
+
+
+async def _history_room(client: Any, token: str) -> tuple[int, int, int]:
+    """A room of alice's with 6 messages (their first and last ids), and an empty one."""
+    room = await create_room(client, {"Authorization": token}, "History")
+    ids = []
+    for n in range(6):
+        async with client.post(
+            SEND, json={"room_id": room, "message": f"m{n}"}, headers={"Authorization": token}
+        ) as response:
+            ids.append((await response.json())["message_id"])
+    empty = await create_room(client, {"Authorization": token}, "Empty")
+    return room, ids[0], empty
+
+
+async def test_history_reads_are_answered_byte_for_byte_as_aiohttp_does(
+    chat_pair, make_token, monkeypatch
+):
+    served = served_by_the_edge(monkeypatch)
+    edge, plain = await chat_pair()
+    alice, bob = make_token("alice"), make_token("bob")
+    room, first, empty = await _history_room(edge, alice)
+    served.clear()  # the sends that made it
+    queries = [
+        f"room_id={room}",
+        f"room_id={room}&limit=2",
+        f"limit=2&room_id={room}",
+        f"room_id={room}&limit=100",
+        f"room_id={room}&before={first + 3}&limit=2",
+        f"room_id={room}&after={first}&limit=3",
+        f"room_id={room}&after=0",
+        f"room_id={room}&after={first + 5}",
+        f"room_id={empty}",
+        f"room_id={empty}&after=0",
+        f"room_id={room + 1000}",  # 404
+        f"room_id={room}&before=1&after=1",  # 400: one direction only
+        f"room_id={room}&limit=0",
+        f"room_id={room}&limit=101",
+        f"room_id={room}&limit=-1",
+        f"room_id={room}&limit=1.5",
+        f"room_id={room}&before=0",
+        f"room_id={room}&after=-1",
+        f"room_id={room}&after=9223372036854775808",
+        "room_id=0",
+        "room_id=abc",
+        "room_id=",
+        f"room_id={room}&other=1",  # 400: no unknown fields
+        "limit=5",  # 400: no room
+        "",
+    ]
+    requests = [_history(alice, query) for query in queries]
+    requests += [
+        _history(bob, f"room_id={room}"),  # 403
+        _history(alice, f"room_id={room}", Connection="close"),
+        request("GET", f"{HISTORY}?room_id={room}", {"Authorization": alice, "X-Request-ID": "b"}),
+    ]
+    for _ in range(2):  # built, then from the cache
+        for data in requests:
+            a = await exchange(edge.server.port, data)
+            b = await exchange(plain.server.port, data)
+            assert masked(a) == masked(b), data
+            assert a.status < 500
+    assert len(served) == 2 * len(requests)
+    assert served[0] == f"GET {HISTORY}"
+
+
+async def test_history_queries_the_edge_cannot_read_exactly_are_aiohttp_s(
+    chat_pair, make_token, monkeypatch
+):
+    served = served_by_the_edge(monkeypatch)
+    edge, plain = await chat_pair()
+    alice = make_token("alice")
+    room, first, _ = await _history_room(edge, alice)
+    served.clear()  # the sends that made it
+    queries = [
+        f"room_id=%3{str(room)[0]}{str(room)[1:]}",  # an escape
+        f"room_id={room}&limit=%32",
+        f"room_id={room}&room_id={room}",  # a name twice
+        f"room_id={room}&limit=2&limit=3",
+        f"room_id={room}&limit=+2",  # a plus: a space
+        f"room_id={room};limit=2",
+        f"room_id={room}&&limit=2",
+        f"room_id={room}&",
+        f"room_id={room}&limit",
+        f"room_id={room}&=2",
+        f"room_id={room}&limit==2",
+        f"room_id={room}&limit=2?",
+        f"room_id={room}&limit=(2)",
+        f"room_id={room}&before={first + 2}&after=/",
+        f"room_id={room}&l%69mit=2",
+    ]
+    requests = [_history(alice, query) for query in queries]
+    requests += [
+        request("GET", f"{HISTORY}?", {"Authorization": f"Bearer {alice}", "X-Request-ID": "e"}),
+        request("GET", f"{HISTORY}?room_id={room}", {"X-Request-ID": "n-1"}),  # 401
+        request("GET", f"{HISTORY}?room_id={room}", {"Authorization": make_token(role="guest")}),
+        request("POST", f"{HISTORY}?room_id={room}", {"Authorization": alice}, b"{}"),  # 405
+    ]
+    for data in requests:
+        a = await exchange(edge.server.port, data)
+        b = await exchange(plain.server.port, data)
+        assert masked(a, new_ids=True) == masked(b, new_ids=True), data
+        assert a.status < 500
+    assert served == []
+
+
+async def test_history_access_lines_metrics_and_hand_offs(
+    chat_pair, make_token, caplog, monkeypatch
+):
+    served = served_by_the_edge(monkeypatch)
+    edge, plain = await chat_pair()
+    alice = make_token("alice", user_id="u-alice")
+    room, first, _ = await _history_room(edge, alice)
+    served.clear()  # the sends that made it
+    lines, answers = [], []
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        for client in (edge, plain):
+            caplog.clear()
+            raw = await RawClient.open(client.server.port)
+            raw.send(
+                _history(alice, f"room_id={room}&limit=2", **{"X-Request-ID": "p1"})
+                + _history(alice, "room_id=x", **{"X-Request-ID": "p2"})
+                + _history(alice, f"room_id={room}&limit=%32", **{"X-Request-ID": "p3"})
+                + _history(alice, f"room_id={room + 1000}", **{"X-Request-ID": "p4"})
+                + _history(alice, f"room_id={room}&after={first}", **{"X-Request-ID": "p5"})
+            )
+            got = [await raw.answer() for _ in range(5)]
+            await raw.close()
+            answers.append([(a.status, a.header("X-Request-ID"), a.body) for a in got])
+            lines.append(access_lines(caplog.records))
+    assert answers[0] == answers[1]
+    assert [status for status, _, _ in answers[0]] == [200, 400, 200, 404, 200]
+    assert answers[0][0][2] == answers[0][2][2]  # limit=%32 is limit=2
+    assert lines[0] == lines[1]
+    assert [line["path"] for line in lines[0]] == [HISTORY] * 5
+    assert [line["user_id"] for line in lines[0]] == ["u-alice"] * 5
+    # The edge's until the escaped one; aiohttp's from there (the rest, pipelined,
+    # already in its buffer).
+    assert served == [f"GET {HISTORY}"] * 2
+    # The history's counts (the room was made through the edge's server alone).
+    assert [line for line in await counted(edge) if HISTORY in line] == [
+        line for line in await counted(plain) if HISTORY in line
+    ]
