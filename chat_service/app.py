@@ -33,7 +33,7 @@ def create_app(settings: ChatSettings | None = None) -> web.Application:
     app.cleanup_ctx.append(realtime_ctx(CHANNEL, expand=expand_event, settings=settings))
     # After the realtime context, whose channel it sends on; so cleaned up before
     # the pool closes.
-    app.cleanup_ctx.append(batchers_ctx)
+    app.cleanup_ctx.append(batchers_ctx(settings))
     app.cleanup_ctx.append(passwords_ctx(settings))
     app.cleanup_ctx.append(idempotency_purge_ctx)
     app[SETTINGS_KEY] = settings

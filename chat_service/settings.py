@@ -12,3 +12,7 @@ class ChatSettings(ServiceSettings, PasswordSettings):
     # History pages kept, checked still current on every use (chat_service.history_cache):
     # at most this many bytes of them; 0 keeps none.
     history_cache_bytes: int = Field(default=32 * MIB, ge=0)
+    # Keyless send statements a replica runs at once (chat_service.sending): what
+    # arrives meanwhile goes in the next one. Raise it when sends spread over many
+    # rooms and Postgres has cores to spare.
+    send_statements_in_flight: int = Field(default=1, ge=1)

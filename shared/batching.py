@@ -66,13 +66,20 @@ class Batcher(Generic[T, R]):
         run_many: Callable[[Sequence[T]], Awaitable[Sequence[Outcome[R]]]],
         *,
         max_batch: int = MAX_BATCH,
+        max_in_flight: int | None = None,
     ) -> None:
         if max_batch < 2:
             raise ValueError("a batch holds two items at least")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError("at least one statement runs at a time")
         self.run_one = run_one
         self.run_many = run_many
         self.max_batch = max_batch
+        # Statements running at once at most: what arrives meanwhile waits and goes
+        # with the next (group commit). None: a statement per turn of the loop.
+        self.max_in_flight = max_in_flight
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._flush_due = False
         self._running: set[asyncio.Task[None]] = set()
         # Read by BatchCollector at scrape time: statements of several items, the
         # items they carried, and the items that ran alone.
@@ -84,21 +91,33 @@ class Batcher(Generic[T, R]):
         """The item's result, run with the others submitted in this turn of the loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        if not self._pending:
+        self._pending.append((item, future))
+        self._schedule_flush(loop)
+        return await future
+
+    def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._flush_due:
             # After the callbacks already due in this turn: the requests that arrived
             # with this one submit theirs first. A context of its own, so a batch's
             # logs do not carry one request's id.
+            self._flush_due = True
             loop.call_soon(self._flush, context=contextvars.Context())
-        self._pending.append((item, future))
-        return await future
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
+        self._flush_due = False
         loop = asyncio.get_running_loop()
-        for start in range(0, len(pending), self.max_batch):
-            task = loop.create_task(self._run(pending[start : start + self.max_batch]))
+        limit = self.max_in_flight
+        while self._pending and (limit is None or len(self._running) < limit):
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            task = loop.create_task(self._run(batch))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._ran)
+
+    def _ran(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._pending:  # held back while max_in_flight statements ran
+            self._schedule_flush(task.get_loop())
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

@@ -148,6 +148,40 @@ async def test_a_batch_holds_max_batch_items_at_most(store):
         Batcher(store.one, store.many, max_batch=1)
 
 
+async def test_with_max_in_flight_what_arrives_meanwhile_waits_and_goes_together(store):
+    """Group commit: while a statement runs, later turns' items wait for it to end,
+    then go as one statement, not a statement each."""
+    gate, started, running, most = asyncio.Event(), asyncio.Event(), [0], [0]
+
+    async def many(values: Sequence[int]) -> list[Outcome[int]]:
+        started.set()
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        try:
+            await gate.wait()
+            return await store.many(values)
+        finally:
+            running[0] -= 1
+
+    batcher = Batcher(store.one, many, max_in_flight=1)
+    first = [asyncio.ensure_future(batcher.submit(v)) for v in (1, 2)]
+    await started.wait()  # the first statement is under way, held at the gate
+    later = []
+    for value in (3, 4, 5):  # each in a turn of its own
+        later.append(asyncio.ensure_future(batcher.submit(value)))
+        for _ in range(3):
+            await asyncio.sleep(0)
+    assert store.batches == []  # none of them started a statement of its own
+    gate.set()
+    ids = await asyncio.gather(*first, *later)
+    assert store.batches == [[1, 2], [3, 4, 5]]
+    assert most[0] == 1
+    assert len(set(ids)) == 5
+    assert await store.stored() == [1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="one statement runs at a time"):
+        Batcher(store.one, store.many, max_in_flight=0)
+
+
 async def test_a_cancelled_request_leaves_the_others_their_answers(store):
     batcher = Batcher(store.one, store.many)
     cancelled = asyncio.ensure_future(batcher.submit(1))
