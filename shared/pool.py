@@ -25,6 +25,8 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from shared.releases import tested_release
+
 log = logging.getLogger(__name__)
 
 # The asyncpg releases (major, minor) whose pool internals `_released_now` follows.
@@ -33,8 +35,7 @@ FAST_RELEASE_ASYNCPG = ((0, 30), (0, 31), (0, 32))
 
 def fast_release_supported(version: str = asyncpg.__version__) -> bool:
     """Whether `version` is an asyncpg release the fast path was written for."""
-    major, minor = (int(part) for part in version.split(".")[:2])
-    return (major, minor) in FAST_RELEASE_ASYNCPG
+    return tested_release(version, FAST_RELEASE_ASYNCPG)
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:

@@ -30,6 +30,7 @@ from aiohttp import StreamReader, web, web_protocol, web_server
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
 
 from shared.errors import error_response
+from shared.releases import tested_release
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import REQUEST_ID_KEY
 
@@ -79,8 +80,7 @@ GIVE_BACK_AIOHTTP = ((3, 14),)
 
 def give_back_supported(version: str = aiohttp.__version__) -> bool:
     """Whether `version` is an aiohttp release the give-back was written for."""
-    major, minor = (int(part) for part in version.split(".")[:2])
-    return (major, minor) in GIVE_BACK_AIOHTTP
+    return tested_release(version, GIVE_BACK_AIOHTTP)
 
 
 class _Boundaries:
