@@ -188,9 +188,9 @@ def require_known(
 def known_only(
     app: web.Application, middlewares: Sequence[object] = (), signals: Sequence[object] = ()
 ) -> None:
-    """`require_known` when the app starts."""
+    """`require_known` when the app starts, before its cleanup contexts open anything."""
 
     async def check(app: web.Application) -> None:
         require_known(app, middlewares, signals)
 
-    app.on_startup.append(check)
+    app.on_startup.insert(0, check)

@@ -147,8 +147,6 @@ class ServiceEdge:
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.app = app
-        for route in routes:
-            _check(app, route)
         self.metrics = app[METRICS_KEY]
         announce = self.metrics.announce_route
         self.decider = ServiceDecider(app, [_Route(r, announce) for r in routes], settings)
@@ -244,8 +242,15 @@ def serve_at_the_edge(
 ) -> None:
     """The app's connections start at an edge serving `routes` (shared.server.FRONT_KEY).
     `middlewares`: the app's own middlewares whose work the routes' functions do
-    themselves; the app does not start with another (shared.edge_reply.require_known)."""
+    themselves; the app does not start with another (shared.edge_reply.require_known),
+    nor with a route that is not its router's."""
     known_only(app, middlewares)
+
+    async def routes_are_the_router_s(app: web.Application) -> None:
+        for route in routes:
+            _check(app, route)
+
+    app.on_startup.insert(0, routes_are_the_router_s)
 
     def context(server: Server) -> ServiceEdge:
         return ServiceEdge(app, routes, settings, server._kwargs)

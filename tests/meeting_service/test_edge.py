@@ -20,7 +20,7 @@ from meeting_service.room_codes import new_room_code
 from meeting_service.settings import MeetingSettings
 from shared.logs import request_id_var
 from shared.metrics import METRICS_KEY
-from shared.service_edge import EdgeRoute, ServiceEdge
+from shared.service_edge import EdgeRoute, serve_at_the_edge
 from tests.gateway.raw_http import RawClient, request
 from tests.gateway.test_edge import called
 from tests.service_edge import (
@@ -284,14 +284,17 @@ async def test_a_bug_past_the_answer_cuts_the_connection_and_is_logged(
     assert registry.get_sample_value("http_requests_total", {**labels, "status": "500"}) == 1
 
 
-async def test_an_edge_route_must_be_the_router_s(database_url, jwks_json):
-    """Its template, method and handler are checked against the router's."""
-    from meeting_service.routes import my_rooms
+async def test_an_edge_route_must_be_the_router_s(aiohttp_client, database_url, jwks_json):
+    """Its template, method and handler are checked against the router's when the app
+    starts."""
+    from meeting_service.routes import my_rooms, refusal_middleware
 
-    app = create_app(MeetingSettings(database_url=database_url, jwks=jwks_json))
+    settings = MeetingSettings(database_url=database_url, jwks=jwks_json)
+    app = create_app(settings)
     wrong = EdgeRoute("POST", "/rooms", my_rooms, EDGE_ROUTES[0].function)
+    serve_at_the_edge(app, settings, [*EDGE_ROUTES, wrong], [refusal_middleware])
     with pytest.raises(ValueError, match="POST /rooms"):
-        ServiceEdge(app, [*EDGE_ROUTES, wrong], MeetingSettings(database_url=database_url), {})
+        await aiohttp_client(app)
 
 
 async def test_pipelined_requests_keep_alive_and_a_hand_off_mid_connection(
